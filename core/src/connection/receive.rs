@@ -1,0 +1,458 @@
+//! Turning received bytes into frames and messages (RFC 6455 §5).
+//!
+//! Nothing is buffered twice: a partial header waits in a 14-byte array, and payload bytes go
+//! straight from the caller's slice into the buffer of the message (or control frame) they
+//! belong to, unmasked and UTF-8-checked on the way. A complete message's buffer is handed out
+//! as `Bytes` without another copy, and an idle receiver owns no heap memory.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Fragment, Role};
+use crate::config::Config;
+use crate::error::ProtocolError;
+use crate::frame::{
+    CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask, parse_close_payload,
+};
+use crate::message::{Message, MessageKind, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+/// A unit of received traffic the connection acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    Message(Message),
+    Fragment(Fragment),
+    Ping(Bytes),
+    Pong(Bytes),
+    /// A valid close frame: its code and reason, if it had any.
+    Close(Option<(CloseCode, String)>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    role: Role,
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    frame: Option<InFrame>,
+    message: Option<InMessage>,
+    control: BytesMut,
+    utf8: Utf8Validator,
+}
+
+/// The frame whose payload is being read.
+#[derive(Clone, Copy, Debug)]
+struct InFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    mask_offset: usize,
+    remaining: u64,
+}
+
+/// The data message being reassembled.
+#[derive(Debug)]
+struct InMessage {
+    kind: MessageKind,
+    /// The payload so far; in fragment mode, only the current frame's.
+    buf: BytesMut,
+    /// Bytes received for the whole message, for the size limit.
+    len: usize,
+    fragments: usize,
+    /// Fragment mode: whether the first fragment was delivered.
+    started: bool,
+}
+
+impl Receiver {
+    pub(crate) fn new(role: Role) -> Self {
+        Self {
+            role,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            control: BytesMut::new(),
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// Consumes bytes from the front of `data` until something complete arrives (returned) or
+    /// `data` is exhausted (`None`). A violation ends the stream: don't call again after `Err`.
+    pub(crate) fn next(&mut self, data: &mut &[u8], config: &Config) -> Result<Option<Received>, ProtocolError> {
+        loop {
+            let mut frame = match self.frame {
+                Some(frame) => frame,
+                None => match self.read_header(data)? {
+                    Some(header) => self.start_frame(header, config)?,
+                    None => return Ok(None),
+                },
+            };
+            let take = data.len().min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+            let (chunk, rest) = data.split_at(take);
+            *data = rest;
+            self.absorb(&mut frame, chunk)?;
+            frame.remaining -= take as u64;
+            if frame.remaining > 0 {
+                self.frame = Some(frame);
+                return Ok(None);
+            }
+            self.frame = None;
+            if let Some(received) = self.finish_frame(frame, config)? {
+                return Ok(Some(received));
+            }
+        }
+    }
+
+    /// Reads a header from `data`, keeping a partial one in `self.header` across calls.
+    fn read_header(&mut self, data: &mut &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
+        let have = usize::from(self.header_len);
+        if have == 0 {
+            if let Some((header, len)) = FrameHeader::parse(data)? {
+                *data = &data[len..];
+                return Ok(Some(header));
+            }
+            // `parse` wants at most 14 bytes, so a partial header always fits.
+            self.header[..data.len()].copy_from_slice(data);
+            self.header_len = data.len() as u8;
+            *data = &[];
+            return Ok(None);
+        }
+        let take = (MAX_HEADER_LEN - have).min(data.len());
+        self.header[have..have + take].copy_from_slice(&data[..take]);
+        match FrameHeader::parse(&self.header[..have + take])? {
+            Some((header, len)) => {
+                *data = &data[len - have..];
+                self.header_len = 0;
+                Ok(Some(header))
+            }
+            None => {
+                self.header_len = (have + take) as u8;
+                *data = &data[take..];
+                Ok(None)
+            }
+        }
+    }
+
+    /// Checks a header against the connection's rules and limits (§5.1, §5.2, §5.4, §5.5).
+    fn start_frame(&mut self, header: FrameHeader, config: &Config) -> Result<InFrame, ProtocolError> {
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let opcode = header.opcode;
+        if !opcode.is_known() {
+            return Err(ProtocolError::UnknownOpCode(opcode.bits()));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlTooLong);
+            }
+            self.control.clear();
+        } else {
+            if header.payload_len > config.max_frame_size as u64 {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: header.payload_len,
+                    limit: config.max_frame_size,
+                });
+            }
+            let message = match (opcode, &mut self.message) {
+                (OpCode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::CONTINUATION, Some(message)) => message,
+                (_, Some(_)) => return Err(ProtocolError::UnfinishedMessage),
+                (_, None) => {
+                    let kind = if opcode == OpCode::TEXT {
+                        MessageKind::Text
+                    } else {
+                        MessageKind::Binary
+                    };
+                    self.utf8.reset();
+                    self.message.insert(InMessage {
+                        kind,
+                        buf: BytesMut::new(),
+                        len: 0,
+                        fragments: 0,
+                        started: false,
+                    })
+                }
+            };
+            // Checked before any payload is read, so an oversized message costs nothing.
+            if message.len as u64 + header.payload_len > config.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    limit: config.max_message_size,
+                });
+            }
+            message.fragments += 1;
+            if message.fragments > config.max_fragments {
+                return Err(ProtocolError::TooManyFragments {
+                    limit: config.max_fragments,
+                });
+            }
+        }
+        Ok(InFrame {
+            opcode,
+            fin: header.fin,
+            mask: header.mask,
+            mask_offset: 0,
+            remaining: header.payload_len,
+        })
+    }
+
+    /// Appends a piece of the current frame's payload to its buffer, unmasking and validating.
+    fn absorb(&mut self, frame: &mut InFrame, chunk: &[u8]) -> Result<(), ProtocolError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let (buf, text) = match &mut self.message {
+            Some(message) if !frame.opcode.is_control() => {
+                message.len += chunk.len();
+                (&mut message.buf, message.kind == MessageKind::Text)
+            }
+            _ => (&mut self.control, false),
+        };
+        let spare = buf.capacity() - buf.len();
+        if spare < chunk.len() {
+            // Room for the rest of the frame, but never more than doubling what we hold: a
+            // peer announcing 16 MiB and sending nothing costs no 16 MiB allocation.
+            // `remaining` still counts this chunk.
+            let rest_of_frame = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+            let want = rest_of_frame.min(buf.len().max(4096));
+            buf.reserve(want.max(chunk.len()));
+        }
+        let start = buf.len();
+        buf.extend_from_slice(chunk);
+        let fresh = &mut buf[start..];
+        if let Some(key) = frame.mask {
+            frame.mask_offset = apply_mask(fresh, key, frame.mask_offset);
+        }
+        if text {
+            self.utf8.feed(fresh)?;
+        }
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, frame: InFrame, config: &Config) -> Result<Option<Received>, ProtocolError> {
+        match frame.opcode {
+            OpCode::PING => return Ok(Some(Received::Ping(std::mem::take(&mut self.control).freeze()))),
+            OpCode::PONG => return Ok(Some(Received::Pong(std::mem::take(&mut self.control).freeze()))),
+            OpCode::CLOSE => {
+                let close = parse_close_payload(&self.control)?.map(|(code, reason)| (code, reason.to_owned()));
+                self.control = BytesMut::new();
+                return Ok(Some(Received::Close(close)));
+            }
+            _ => {}
+        }
+        let Some(message) = &mut self.message else {
+            return Ok(None); // unreachable: data frames always have a message
+        };
+        if frame.fin && message.kind == MessageKind::Text {
+            self.utf8.finish()?;
+        }
+        if config.deliver_fragments {
+            let fragment = Fragment {
+                kind: message.kind,
+                data: std::mem::take(&mut message.buf).freeze(),
+                is_first: !message.started,
+                is_final: frame.fin,
+            };
+            message.started = true;
+            if frame.fin {
+                self.message = None;
+            }
+            return Ok(Some(Received::Fragment(fragment)));
+        }
+        if !frame.fin {
+            return Ok(None);
+        }
+        let Some(message) = self.message.take() else {
+            return Ok(None);
+        };
+        let payload = message.buf.freeze();
+        Ok(Some(Received::Message(match message.kind {
+            MessageKind::Text => Message::Text(Utf8Bytes::from_bytes_unchecked(payload)),
+            MessageKind::Binary => Message::Binary(payload),
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receive_all(role: Role, config: &Config, wire: &[u8]) -> Result<Vec<Received>, ProtocolError> {
+        let mut receiver = Receiver::new(role);
+        let mut data = wire;
+        let mut out = Vec::new();
+        while let Some(received) = receiver.next(&mut data, config)? {
+            out.push(received);
+        }
+        assert!(data.is_empty());
+        Ok(out)
+    }
+
+    fn text(s: &str) -> Received {
+        Received::Message(Message::Text(s.into()))
+    }
+
+    /// RFC 6455 §5.7.
+    #[test]
+    fn rfc_examples() {
+        let config = Config::default();
+        let client = Role::Client; // receives unmasked frames
+        let server = Role::Server; // receives masked frames
+        // A single-frame unmasked text message.
+        assert_eq!(
+            receive_all(client, &config, b"\x81\x05\x48\x65\x6c\x6c\x6f").unwrap(),
+            [text("Hello")]
+        );
+        // A single-frame masked text message.
+        assert_eq!(
+            receive_all(server, &config, b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58").unwrap(),
+            [text("Hello")]
+        );
+        // A fragmented unmasked text message.
+        assert_eq!(
+            receive_all(client, &config, b"\x01\x03\x48\x65\x6c\x80\x02\x6c\x6f").unwrap(),
+            [text("Hello")]
+        );
+        // Unmasked ping, and masked pong, each with "Hello".
+        assert_eq!(
+            receive_all(client, &config, b"\x89\x05\x48\x65\x6c\x6c\x6f").unwrap(),
+            [Received::Ping(Bytes::from_static(b"Hello"))]
+        );
+        assert_eq!(
+            receive_all(server, &config, b"\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58").unwrap(),
+            [Received::Pong(Bytes::from_static(b"Hello"))]
+        );
+        // 256 bytes and 64 KiB binary messages in a single unmasked frame.
+        let mut wire = vec![0x82, 0x7E, 0x01, 0x00];
+        wire.extend(std::iter::repeat_n(7u8, 256));
+        wire.extend_from_slice(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+        wire.extend(std::iter::repeat_n(9u8, 65536));
+        let received = receive_all(client, &config, &wire).unwrap();
+        assert_eq!(received.len(), 2);
+        assert!(matches!(&received[0], Received::Message(Message::Binary(b)) if b.len() == 256 && b[0] == 7));
+        assert!(matches!(&received[1], Received::Message(Message::Binary(b)) if b.len() == 65536 && b[0] == 9));
+    }
+
+    #[test]
+    fn same_result_one_byte_at_a_time() {
+        let config = Config::default();
+        let wire = b"\x01\x83\x01\x02\x03\x04\x49\x67\x6f\x89\x82\x00\x00\x00\x00hi\x80\x82\x05\x06\x07\x08\x69\x6a";
+        let whole = receive_all(Role::Server, &config, wire).unwrap();
+        let mut receiver = Receiver::new(Role::Server);
+        let mut pieces = Vec::new();
+        for byte in wire.chunks(1) {
+            let mut data = byte;
+            while let Some(r) = receiver.next(&mut data, &config).unwrap() {
+                pieces.push(r);
+            }
+        }
+        assert_eq!(whole, pieces);
+        assert_eq!(whole, [Received::Ping(Bytes::from_static(b"hi")), text("Hello")]);
+    }
+
+    #[test]
+    fn violations() {
+        let config = Config::default();
+        let cases: &[(Role, &[u8], ProtocolError)] = &[
+            (Role::Server, b"\x81\x00", ProtocolError::UnmaskedFrame),
+            (Role::Client, b"\x81\x80\0\0\0\0", ProtocolError::MaskedFrame),
+            (Role::Client, b"\xC1\x00", ProtocolError::ReservedBits),
+            (Role::Client, b"\x83\x00", ProtocolError::UnknownOpCode(3)),
+            (Role::Client, b"\x8B\x00", ProtocolError::UnknownOpCode(0xB)),
+            (Role::Client, b"\x09\x00", ProtocolError::FragmentedControl),
+            (Role::Client, b"\x89\x7E\x00\x7E", ProtocolError::ControlTooLong),
+            (Role::Client, b"\x80\x00", ProtocolError::UnexpectedContinuation),
+            (Role::Client, b"\x01\x00\x81\x00", ProtocolError::UnfinishedMessage),
+            (Role::Client, b"\x81\x02\xC3\x28", ProtocolError::InvalidUtf8),
+            (Role::Client, b"\x81\x01\xC3", ProtocolError::InvalidUtf8),
+            (
+                Role::Client,
+                b"\x88\x01\x03",
+                ProtocolError::ClosePayload(crate::frame::ClosePayloadError::OneByte),
+            ),
+            (
+                Role::Client,
+                b"\x82\x7E\x00\x10",
+                ProtocolError::Header(crate::frame::HeaderError::NonMinimalLength),
+            ),
+        ];
+        for (role, wire, expected) in cases {
+            assert_eq!(receive_all(*role, &config, wire).unwrap_err(), *expected, "{wire:x?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_frame_ends() {
+        let config = Config::default();
+        let mut receiver = Receiver::new(Role::Client);
+        // A 100-byte text frame whose third byte is invalid: fails with only 3 bytes delivered.
+        let mut data: &[u8] = b"\x81\x64ab\xFF";
+        assert_eq!(receiver.next(&mut data, &config), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn limits_apply_before_payload_arrives() {
+        let config = Config {
+            max_frame_size: 100,
+            max_message_size: 150,
+            max_fragments: 3,
+            ..Config::default()
+        };
+        let too_big_frame = b"\x82\x7E\x00\x65";
+        assert!(matches!(
+            receive_all(Role::Client, &config, too_big_frame),
+            Err(ProtocolError::FrameTooLarge { len: 101, limit: 100 })
+        ));
+        let mut two_frames = vec![0x02, 100];
+        two_frames.extend([0; 100]);
+        two_frames.extend([0x80, 51]);
+        assert!(matches!(
+            receive_all(Role::Client, &config, &two_frames),
+            Err(ProtocolError::MessageTooLarge { limit: 150 })
+        ));
+        let four_fragments = b"\x02\x00\x00\x00\x00\x00\x80\x00";
+        assert!(matches!(
+            receive_all(Role::Client, &config, four_fragments),
+            Err(ProtocolError::TooManyFragments { limit: 3 })
+        ));
+        assert_eq!(
+            ProtocolError::TooManyFragments { limit: 3 }.close_code(),
+            CloseCode::MESSAGE_TOO_BIG
+        );
+    }
+
+    #[test]
+    fn fragment_mode_delivers_each_frame() {
+        let config = Config {
+            deliver_fragments: true,
+            ..Config::default()
+        };
+        let received = receive_all(Role::Client, &config, b"\x01\x02\xE2\x82\x89\x00\x80\x01\xAC").unwrap();
+        let fragments: Vec<_> = received
+            .into_iter()
+            .filter_map(|r| match r {
+                Received::Fragment(f) => Some((f.data.to_vec(), f.is_first, f.is_final)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fragments, [(vec![0xE2, 0x82], true, false), (vec![0xAC], false, true)]);
+    }
+
+    #[test]
+    fn idle_receiver_holds_no_buffers() {
+        let config = Config::default();
+        let mut receiver = Receiver::new(Role::Client);
+        let mut wire = b"\x82\x7E\x10\x00".to_vec();
+        wire.extend([1u8; 4096]);
+        let mut data = &wire[..];
+        assert!(receiver.next(&mut data, &config).unwrap().is_some());
+        assert_eq!(receiver.control.capacity(), 0);
+        assert!(receiver.message.is_none());
+    }
+}

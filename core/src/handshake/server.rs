@@ -1,0 +1,505 @@
+//! The server side of the opening handshake (RFC 6455 §4.2).
+
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
+
+use super::head::HeadBuffer;
+use super::header_values::{ExtensionOffer, has_token, header_tokens, is_token, parse_extensions};
+use super::{HandshakeError, accept_key};
+use crate::error::ApiMisuse;
+
+/// A validated WebSocket upgrade request, for the application to inspect and then accept
+/// ([`Connection::accept`](crate::Connection::accept)) or reject.
+#[derive(Clone, Debug)]
+pub struct Request {
+    http: http::Request<()>,
+    protocols: Vec<String>,
+    extensions: Vec<ExtensionOffer>,
+}
+
+impl Request {
+    /// Validates a request parsed by another HTTP stack (hyper, axum) as a WebSocket upgrade.
+    pub fn from_http<B>(request: &http::Request<B>) -> Result<Self, HandshakeError> {
+        let mut head = http::Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        Self::validate(head)
+    }
+
+    /// The full request head.
+    pub fn http(&self) -> &http::Request<()> {
+        &self.http
+    }
+
+    /// The request target.
+    pub fn uri(&self) -> &Uri {
+        self.http.uri()
+    }
+
+    /// The path of the request target.
+    pub fn path(&self) -> &str {
+        self.http.uri().path()
+    }
+
+    /// The query string of the request target, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.http.uri().query()
+    }
+
+    /// All request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.http.headers()
+    }
+
+    /// The `Origin` header, sent by browsers (see [`OriginPolicy`](super::OriginPolicy)).
+    pub fn origin(&self) -> Option<&str> {
+        self.http.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+    }
+
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// Extensions offered in `Sec-WebSocket-Extensions`, in order.
+    pub fn extensions(&self) -> &[ExtensionOffer] {
+        &self.extensions
+    }
+
+    /// The client's `Sec-WebSocket-Key`.
+    pub fn key(&self) -> &str {
+        self.http
+            .headers()
+            .get(header::SEC_WEBSOCKET_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `101 Switching Protocols` response accepting this request, for a driver whose HTTP
+    /// stack writes responses itself (hyper). Fails if `accept` names a protocol not offered.
+    pub fn response(&self, accept: &Accept) -> Result<http::Response<()>, ApiMisuse> {
+        self.check_accept(accept)?;
+        let mut response = http::Response::new(());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.extend(accept.headers.clone());
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        let key = HeaderValue::try_from(accept_key(self.key().as_bytes()))
+            .map_err(|e| ApiMisuse::InvalidHeader(e.to_string()))?;
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, key);
+        if let Some(protocol) = &accept.protocol {
+            let value =
+                HeaderValue::try_from(protocol.as_str()).map_err(|e| ApiMisuse::InvalidHeader(e.to_string()))?;
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+        }
+        Ok(response)
+    }
+
+    pub(crate) fn check_accept(&self, accept: &Accept) -> Result<(), ApiMisuse> {
+        match &accept.protocol {
+            Some(p) if !self.protocols.iter().any(|offered| offered == p) => {
+                Err(ApiMisuse::ProtocolNotOffered(p.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn validate(http: http::Request<()>) -> Result<Self, HandshakeError> {
+        if http.method() != Method::GET {
+            return Err(HandshakeError::MethodNotAllowed(http.method().to_string()));
+        }
+        if http.version() < Version::HTTP_11 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        let headers = http.headers();
+        if !headers.contains_key(header::HOST) {
+            return Err(HandshakeError::MissingHost);
+        }
+        if !has_token(headers, &header::UPGRADE, "websocket") {
+            return Err(HandshakeError::NotWebSocket);
+        }
+        if !has_token(headers, &header::CONNECTION, "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+        match (versions.next(), versions.next()) {
+            (Some(v), None) if v.as_bytes().trim_ascii() == b"13" => {}
+            (v, _) => {
+                let offered = v
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                return Err(HandshakeError::UnsupportedVersion(offered));
+            }
+        }
+        let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+        match (keys.next(), keys.next()) {
+            (Some(key), None) if is_valid_key(key.as_bytes()) => {}
+            _ => return Err(HandshakeError::InvalidKey),
+        }
+        let protocols = header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL)
+            .map(str::to_owned)
+            .collect();
+        let mut extensions = Vec::new();
+        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            let value = value.to_str().map_err(|_| HandshakeError::InvalidExtensions)?;
+            extensions.extend(parse_extensions(value).map_err(|()| HandshakeError::InvalidExtensions)?);
+        }
+        Ok(Self {
+            http,
+            protocols,
+            extensions,
+        })
+    }
+}
+
+/// How the application accepts a request: the subprotocol chosen and extra response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Accept {
+    /// The subprotocol, which must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra headers for the `101` response (e.g. `Set-Cookie`).
+    pub headers: HeaderMap,
+}
+
+impl Accept {
+    /// Accept with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Choose a subprotocol.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// Add a response header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+}
+
+/// How the application rejects a request: status, headers and body of the HTTP response.
+#[derive(Clone, Debug)]
+pub struct Reject {
+    /// The response status.
+    pub status: StatusCode,
+    /// Extra response headers.
+    pub headers: HeaderMap,
+    /// The response body (sent with a `Content-Length`).
+    pub body: Bytes,
+}
+
+impl Reject {
+    /// A rejection with this status and an empty body.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Add a response header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Set the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The rejection a server answers a failed handshake with.
+    pub(crate) fn for_error(error: &HandshakeError) -> Option<Self> {
+        let mut reject = Self::new(error.status()?).body(error.to_string());
+        for (name, value) in error.response_headers() {
+            reject.headers.append(name, value);
+        }
+        Some(reject)
+    }
+
+    /// The whole response on the wire. The connection is closed after it.
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(128 + self.body.len());
+        write_status_line(&mut out, self.status);
+        out.put_slice(b"Connection: close\r\n");
+        write_headers(&mut out, &self.headers);
+        if !self.body.is_empty() && !self.headers.contains_key(header::CONTENT_TYPE) {
+            out.put_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+        }
+        out.put_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+        out.put_slice(&self.body);
+        out.freeze()
+    }
+}
+
+/// The `101` response on the wire.
+pub(crate) fn accept_bytes(request: &Request, accept: &Accept) -> Bytes {
+    let mut out = BytesMut::with_capacity(160);
+    write_status_line(&mut out, StatusCode::SWITCHING_PROTOCOLS);
+    out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.put_slice(accept_key(request.key().as_bytes()).as_bytes());
+    out.put_slice(b"\r\n");
+    if let Some(protocol) = &accept.protocol {
+        out.put_slice(b"Sec-WebSocket-Protocol: ");
+        out.put_slice(protocol.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    write_headers(&mut out, &accept.headers);
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
+/// Accumulates and parses the upgrade request.
+#[derive(Debug, Default)]
+pub(crate) struct RequestParser {
+    head: HeadBuffer,
+}
+
+/// Headers beyond this count are answered with 431, like an oversized head.
+const MAX_HEADERS: usize = 64;
+
+impl RequestParser {
+    /// Feeds bytes; once the head is complete, returns the validated request and the bytes that
+    /// followed it (frames a client sent without waiting for the response).
+    pub(crate) fn push(&mut self, data: &[u8], max_size: usize) -> Result<Option<(Request, Bytes)>, HandshakeError> {
+        let Some(head_len) = self
+            .head
+            .push(data, max_size)
+            .map_err(|_| HandshakeError::RequestTooLarge)?
+        else {
+            return Ok(None);
+        };
+        let bytes = self.head.bytes();
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&bytes[..head_len]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(HandshakeError::MalformedRequest("incomplete request head".into()));
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::RequestTooLarge),
+            Err(e) => return Err(HandshakeError::MalformedRequest(e.to_string())),
+        }
+        let malformed = |what: &str| HandshakeError::MalformedRequest(what.to_owned());
+        let mut http = http::Request::new(());
+        let method = parsed.method.unwrap_or_default();
+        *http.method_mut() = Method::from_bytes(method.as_bytes()).map_err(|_| malformed("invalid method"))?;
+        *http.uri_mut() = parsed
+            .path
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| malformed("invalid request target"))?;
+        *http.version_mut() = if parsed.version == Some(1) {
+            Version::HTTP_11
+        } else {
+            Version::HTTP_10
+        };
+        let map = http.headers_mut();
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
+            let value = HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
+            map.append(name, value);
+        }
+        let trailing = Bytes::copy_from_slice(&bytes[head_len..]);
+        Ok(Some((Request::validate(http)?, trailing)))
+    }
+}
+
+fn is_valid_key(key: &[u8]) -> bool {
+    let mut decoded = [0u8; 18];
+    matches!(
+        base64::engine::general_purpose::STANDARD.decode_slice(key.trim_ascii(), &mut decoded),
+        Ok(16)
+    )
+}
+
+fn write_status_line(out: &mut BytesMut, status: StatusCode) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn write_headers(out: &mut BytesMut, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// Whether a header may be set by the application on a handshake message; the engine owns the
+/// ones that carry the protocol.
+pub(crate) fn is_engine_header(name: &HeaderName) -> bool {
+    [
+        header::UPGRADE,
+        header::CONNECTION,
+        header::SEC_WEBSOCKET_KEY,
+        header::SEC_WEBSOCKET_ACCEPT,
+        header::SEC_WEBSOCKET_VERSION,
+        header::SEC_WEBSOCKET_PROTOCOL,
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        header::CONTENT_LENGTH,
+    ]
+    .contains(name)
+}
+
+/// Whether `protocol` may appear in `Sec-WebSocket-Protocol` (§4.1: a token).
+pub(crate) fn is_valid_protocol(protocol: &str) -> bool {
+    is_token(protocol)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\n\
+        Host: server.example.com\r\n\
+        Connection: keep-alive, Upgrade\r\n\
+        Pragma: no-cache\r\n\
+        Upgrade: WebSocket\r\n\
+        Origin: http://example.com\r\n\
+        Sec-WebSocket-Version: 13\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Protocol: v2\r\n\
+        Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
+    fn parse(bytes: &[u8]) -> Result<Option<(Request, Bytes)>, HandshakeError> {
+        RequestParser::default().push(bytes, 8192)
+    }
+
+    #[test]
+    fn parses_a_browser_request_one_byte_at_a_time() {
+        let mut parser = RequestParser::default();
+        let mut wire = CHROME.to_vec();
+        wire.extend_from_slice(b"\x81\x80abcd");
+        let mut result = None;
+        for (i, b) in wire.iter().enumerate() {
+            if let Some(done) = parser.push(&[*b], 8192).unwrap() {
+                assert_eq!(i, CHROME.len() - 1, "complete exactly at the blank line");
+                result = Some(done);
+                break;
+            }
+        }
+        let (request, trailing) = result.unwrap();
+        assert!(trailing.is_empty());
+        assert_eq!(request.path(), "/chat");
+        assert_eq!(request.query(), Some("room=1"));
+        assert_eq!(request.origin(), Some("http://example.com"));
+        assert_eq!(request.protocols(), ["chat", "superchat", "v2"]);
+        assert_eq!(request.extensions()[0].name, "permessage-deflate");
+        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+    }
+
+    #[test]
+    fn bytes_after_the_head_carry_over() {
+        let mut wire = CHROME.to_vec();
+        wire.extend_from_slice(b"\x81\x80abcd");
+        let (_, trailing) = parse(&wire).unwrap().unwrap();
+        assert_eq!(&trailing[..], b"\x81\x80abcd");
+    }
+
+    #[test]
+    fn validation_failures_carry_their_status() {
+        let cases: &[(&[u8], &[u8], u16)] = &[
+            (b"GET /chat HTTP/1.1", b"POST /chat HTTP/1.1", 405),
+            (b"GET /chat HTTP/1.1", b"GET /chat HTTP/1.0", 400),
+            (b"Host: server.example.com\r\n", b"", 400),
+            (b"Upgrade: WebSocket\r\n", b"", 426),
+            (b"Upgrade: WebSocket\r\n", b"Upgrade: h2c\r\n", 426),
+            (b"keep-alive, Upgrade", b"keep-alive", 400),
+            (b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8", 426),
+            (b"Sec-WebSocket-Version: 13\r\n", b"", 426),
+            (b"dGhlIHNhbXBsZSBub25jZQ==", b"dGhlIHNhbXBsZSBub25jZQ", 400),
+            (b"dGhlIHNhbXBsZSBub25jZQ==", b"AAAAAAAAAAAAAAAAAAAAAAAA", 400),
+            (b"client_max_window_bits", b"client_max_window_bits=\"1 5\"", 400),
+            (b"Pragma: no-cache", b"Pragma no-cache", 400),
+        ];
+        for (from, to, status) in cases {
+            let wire = replace(CHROME, from, to);
+            let error = parse(&wire).unwrap_err();
+            assert_eq!(error.status().map(|s| s.as_u16()), Some(*status), "{error}");
+        }
+        let error = parse(&replace(
+            CHROME,
+            b"Sec-WebSocket-Version: 13",
+            b"Sec-WebSocket-Version: 8",
+        ))
+        .unwrap_err();
+        assert_eq!(error.response_headers()[0].0, header::SEC_WEBSOCKET_VERSION);
+    }
+
+    #[test]
+    fn head_size_is_capped_with_431() {
+        let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        huge.resize(9000, b'a');
+        let error = parse(&huge).unwrap_err();
+        assert_eq!(error.status(), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..100 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many).unwrap_err(), HandshakeError::RequestTooLarge);
+    }
+
+    #[test]
+    fn response_bytes() {
+        let (request, _) = parse(CHROME).unwrap().unwrap();
+        let accept = Accept::new().protocol("chat");
+        assert!(request.check_accept(&accept).is_ok());
+        assert!(request.check_accept(&Accept::new().protocol("nope")).is_err());
+        let text = String::from_utf8(accept_bytes(&request, &accept).to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+        let http = request.response(&accept).unwrap();
+        assert_eq!(
+            http.headers()[header::SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let reject = Reject::new(StatusCode::FORBIDDEN).body("no");
+        let text = String::from_utf8(reject.to_bytes().to_vec()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+        assert!(text.ends_with("Content-Length: 2\r\n\r\nno"), "{text}");
+    }
+
+    #[test]
+    fn from_http_applies_the_same_rules() {
+        let request = http::Request::builder()
+            .uri("/ws")
+            .header("host", "x")
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        assert!(Request::from_http(&request).is_ok());
+        let mut post = request;
+        *post.method_mut() = Method::POST;
+        assert!(matches!(
+            Request::from_http(&post),
+            Err(HandshakeError::MethodNotAllowed(_))
+        ));
+    }
+
+    fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = haystack.windows(from.len()).position(|w| w == from).unwrap();
+        [&haystack[..at], to, &haystack[at + from.len()..]].concat()
+    }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs Autobahn|Testsuite against wsengine and checks the results against autobahn/expected/.
+#
+#   scripts/autobahn.sh server [--update]   fuzzingclient (cases 1.* to 10.*) against the
+#                                           blocking_echo example of the core crate
+#
+# Installs the suite (Python 2.7 virtualenv) on first use. Prints a per-category table and exits
+# non-zero on any FAILED or UNIMPLEMENTED case, or on a result that differs from the expected
+# file. --update rewrites the expected file instead of checking it.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+mode="${1:-server}"
+shift || true
+update=""
+for arg in "$@"; do
+  case "$arg" in
+    --update) update="--update" ;;
+    *) echo "autobahn: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+wstest="$("$here/autobahn-install.sh")"
+cases='["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "8.*", "9.*", "10.*"]'
+port="${AUTOBAHN_PORT:-9001}"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+run_fuzzingclient() {
+  local agent="$1" expected="$2"
+  shift 2
+  echo "autobahn: starting $agent: $*"
+  "$@" "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/server.log" >&2; echo "autobahn: $agent exited" >&2; exit 1; fi
+    sleep 0.1
+  done
+  mkdir -p "$root/autobahn/reports"
+  cat >"$work/spec.json" <<JSON
+{
+  "outdir": "$root/autobahn/reports/server",
+  "servers": [{"agent": "$agent", "url": "ws://127.0.0.1:$port"}],
+  "cases": $cases,
+  "exclude-cases": [],
+  "exclude-agent-cases": {}
+}
+JSON
+  (cd "$work" && timeout 900 "$wstest" -m fuzzingclient -s "$work/spec.json" >"$work/wstest.log" 2>&1) || {
+    tail -n 30 "$work/wstest.log" >&2
+    echo "autobahn: wstest failed or timed out" >&2
+    exit 1
+  }
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  python3 "$here/autobahn_report.py" "$root/autobahn/reports/server/index.json" "$agent" "$expected" $update
+}
+
+case "$mode" in
+  server)
+    cargo build --release -p wsengine --example blocking_echo
+    run_fuzzingclient wsengine-blocking "$root/autobahn/expected/server-blocking.json" \
+      "$root/target/release/examples/blocking_echo"
+    ;;
+  *)
+    echo "usage: scripts/autobahn.sh server [--update]" >&2
+    exit 2
+    ;;
+esac
