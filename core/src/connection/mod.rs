@@ -96,6 +96,7 @@ pub struct Connection {
 
 /// Opening-handshake state, boxed so an open connection does not carry it.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // lives in a Box for the handshake only
 enum Handshake {
     Server(RequestParser),
     /// The request waits for the application; bytes that came after it wait too.

@@ -13,12 +13,17 @@ pub struct ExtensionOffer {
     pub params: Vec<(String, Option<String>)>,
 }
 
+/// A `Sec-WebSocket-Extensions` value that does not follow the grammar of RFC 6455 §9.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Sec-WebSocket-Extensions header")]
+pub struct InvalidExtensionHeader;
+
 /// Parses a `Sec-WebSocket-Extensions` value into its offers, in order.
 ///
 /// Values may be tokens or quoted strings (§9.1 requires a quoted value to be a token once
 /// unquoted); anything else is an error. Empty list elements are skipped as RFC 9110 §5.6.1
 /// asks of recipients.
-pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, ()> {
+pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, InvalidExtensionHeader> {
     let mut lexer = Lexer { rest: value.as_bytes() };
     let mut offers = Vec::new();
     loop {
@@ -53,7 +58,7 @@ pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, ()> {
         }
         lexer.skip_ws();
         if !lexer.rest.is_empty() && !lexer.eat(b',') {
-            return Err(());
+            return Err(InvalidExtensionHeader);
         }
         offers.push(ExtensionOffer { name, params });
     }
@@ -105,19 +110,19 @@ impl Lexer<'_> {
         }
     }
 
-    fn token(&mut self) -> Result<String, ()> {
+    fn token(&mut self) -> Result<String, InvalidExtensionHeader> {
         let len = self.rest.iter().take_while(|&&b| is_tchar(b)).count();
         if len == 0 {
-            return Err(());
+            return Err(InvalidExtensionHeader);
         }
         let (token, tail) = self.rest.split_at(len);
         self.rest = tail;
         Ok(String::from_utf8_lossy(token).into_owned())
     }
 
-    fn quoted_token(&mut self) -> Result<String, ()> {
+    fn quoted_token(&mut self) -> Result<String, InvalidExtensionHeader> {
         if !self.eat(b'"') {
-            return Err(());
+            return Err(InvalidExtensionHeader);
         }
         let mut value = Vec::new();
         loop {
@@ -134,11 +139,15 @@ impl Lexer<'_> {
                     value.push(*b);
                     self.rest = tail;
                 }
-                [] => return Err(()),
+                [] => return Err(InvalidExtensionHeader),
             }
         }
-        let value = String::from_utf8(value).map_err(|_| ())?;
-        if is_token(&value) { Ok(value) } else { Err(()) }
+        let value = String::from_utf8(value).map_err(|_| InvalidExtensionHeader)?;
+        if is_token(&value) {
+            Ok(value)
+        } else {
+            Err(InvalidExtensionHeader)
+        }
     }
 }
 

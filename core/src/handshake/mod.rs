@@ -15,7 +15,7 @@ mod server;
 
 pub use client::{ClientRequest, Response};
 pub use error::HandshakeError;
-pub use header_values::{ExtensionOffer, parse_extensions};
+pub use header_values::{ExtensionOffer, InvalidExtensionHeader, parse_extensions};
 pub use origin::OriginPolicy;
 pub use server::{Accept, Reject, Request};
 

@@ -57,6 +57,7 @@ impl OriginPolicy {
     }
 
     /// Checks a request, giving the 403 rejection to answer with when it is not admitted.
+    #[allow(clippy::result_large_err)] // once per connection, and the caller sends it on
     pub fn check(&self, request: &Request) -> Result<(), Reject> {
         if self.is_allowed(request.origin()) {
             Ok(())

@@ -146,7 +146,7 @@ impl Request {
         let mut extensions = Vec::new();
         for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
             let value = value.to_str().map_err(|_| HandshakeError::InvalidExtensions)?;
-            extensions.extend(parse_extensions(value).map_err(|()| HandshakeError::InvalidExtensions)?);
+            extensions.extend(parse_extensions(value).map_err(|_| HandshakeError::InvalidExtensions)?);
         }
         Ok(Self {
             http,
@@ -414,8 +414,8 @@ mod tests {
     #[test]
     fn validation_failures_carry_their_status() {
         let cases: &[(&[u8], &[u8], u16)] = &[
-            (b"GET /chat HTTP/1.1", b"POST /chat HTTP/1.1", 405),
-            (b"GET /chat HTTP/1.1", b"GET /chat HTTP/1.0", 400),
+            (b"GET /chat?room=1 HTTP/1.1", b"POST /chat HTTP/1.1", 405),
+            (b"GET /chat?room=1 HTTP/1.1", b"GET /chat HTTP/1.0", 400),
             (b"Host: server.example.com\r\n", b"", 400),
             (b"Upgrade: WebSocket\r\n", b"", 426),
             (b"Upgrade: WebSocket\r\n", b"Upgrade: h2c\r\n", 426),
