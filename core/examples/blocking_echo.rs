@@ -16,7 +16,7 @@ fn main() -> io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("blocking_echo: listening on ws://{}", listener.local_addr()?);
-    let config = Arc::new(Config::default());
+    let config = Arc::new(echo_config());
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
@@ -34,6 +34,19 @@ fn main() -> io::Result<()> {
         });
     }
     Ok(())
+}
+
+/// Defaults, plus permessage-deflate accepted (browsers and Autobahn 12.*/13.* offer it).
+fn echo_config() -> Config {
+    #[cfg(feature = "deflate")]
+    let config = {
+        let mut config = Config::default();
+        config.deflate = Some(wsengine::DeflateConfig::default());
+        config
+    };
+    #[cfg(not(feature = "deflate"))]
+    let config = Config::default();
+    config
 }
 
 fn serve(mut tcp: TcpStream, config: Arc<Config>) -> io::Result<()> {

@@ -47,6 +47,11 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Close with 1001 when nothing has been received for this long. Default off.
     pub idle_timeout: Option<Duration>,
+    /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept offers (server).
+    /// Default off: compression costs CPU and, with context takeover, memory per connection,
+    /// and mixing secrets with attacker-chosen data in one compressed stream can leak them.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
     /// Seed for the random numbers behind masking keys and `Sec-WebSocket-Key`; `None` seeds
     /// each connection from the operating system. Set it only for reproducible tests.
     pub rng_seed: Option<u64>,
@@ -66,6 +71,8 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(20),
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
             rng_seed: None,
         }
     }

@@ -78,6 +78,9 @@ pub enum ProtocolError {
     /// Invalid UTF-8 in a text message (§8.1), answered with 1007.
     #[error("invalid UTF-8 in a text message")]
     InvalidUtf8,
+    /// A compressed message that is not valid deflate data (RFC 7692 §8), answered with 1007.
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A bad close frame payload (§5.5.1, §7.4).
     #[error("invalid close frame: {0}")]
     ClosePayload(#[from] ClosePayloadError),
@@ -107,7 +110,9 @@ impl ProtocolError {
     /// The close code this error is answered with (§7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 | Self::ClosePayload(ClosePayloadError::InvalidReason) => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData | Self::ClosePayload(ClosePayloadError::InvalidReason) => {
+                CloseCode::INVALID_PAYLOAD
+            }
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } | Self::TooManyFragments { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }

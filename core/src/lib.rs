@@ -74,6 +74,8 @@
 
 pub mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -83,8 +85,10 @@ pub mod utf8;
 
 pub use bytes::Bytes;
 pub use config::Config;
-pub use connection::{CloseCause, CloseInfo, Connection, Event, Fragment, Initiator, Role, Transmit};
+pub use connection::{CloseCause, CloseInfo, Connection, Event, Fragment, Initiator, PreparedMessage, Role, Transmit};
+#[cfg(feature = "deflate")]
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ApiMisuse, ProtocolError};
 pub use frame::CloseCode;
-pub use handshake::{Accept, ClientRequest, HandshakeError, OriginPolicy, Reject, Request, Response};
+pub use handshake::{Accept, ClientRequest, HandshakeError, Negotiated, OriginPolicy, Reject, Request, Response};
 pub use message::{Message, MessageKind, Utf8Bytes};

@@ -1,13 +1,16 @@
 //! One WebSocket connection as a state machine: bytes and time in; bytes, events and deadlines
 //! out.
 
+mod codec;
 mod events;
+mod prepared;
 mod receive;
 mod send;
 mod state;
 mod timers;
 
 pub use events::{CloseCause, CloseInfo, Event, Fragment, Initiator, Role};
+pub use prepared::PreparedMessage;
 pub use send::Transmit;
 
 use std::collections::VecDeque;
@@ -19,10 +22,13 @@ use bytes::{Bytes, BytesMut};
 use crate::config::Config;
 use crate::error::{ApiMisuse, ProtocolError};
 use crate::frame::{CloseCode, MAX_CLOSE_REASON_LEN, MAX_CONTROL_PAYLOAD, OpCode};
-use crate::handshake::{Accept, ClientRequest, HandshakeError, Reject, Request, RequestParser, ResponseParser};
+use crate::handshake::{
+    Accept, ClientRequest, HandshakeError, Negotiated, Reject, Request, RequestParser, ResponseParser,
+};
 use crate::message::{Message, MessageKind};
 use crate::rng::Rng;
 use crate::utf8::Utf8Validator;
+use codec::Compressor;
 use receive::{Received, Receiver};
 use send::Outbox;
 use state::{Input, State};
@@ -84,14 +90,25 @@ pub struct Connection {
     rng: Rng,
     receiver: Receiver,
     outbox: Outbox,
-    /// An outgoing message being sent fragment by fragment, and its UTF-8 state if text.
-    sending: Option<(MessageKind, Utf8Validator)>,
+    /// An outgoing message being sent fragment by fragment.
+    sending: Option<Sending>,
+    /// Set once permessage-deflate is agreed.
+    compressor: Option<Box<Compressor>>,
     events: VecDeque<Event>,
     /// A violation found while reading, acted on once the events before it are drained, so the
     /// application can still answer messages that arrived ahead of it (§7.1.7 lets an endpoint
     /// finish what it was doing before failing the connection). No input is read meanwhile.
     pending_failure: Option<ProtocolError>,
     timers: Timers,
+}
+
+/// A message being sent fragment by fragment.
+#[derive(Debug)]
+struct Sending {
+    kind: MessageKind,
+    /// The UTF-8 state of a text message's fragments so far.
+    utf8: Utf8Validator,
+    compressed: bool,
 }
 
 /// Opening-handshake state, boxed so an open connection does not carry it.
@@ -121,17 +138,23 @@ impl Connection {
     /// A client connection; its request head is the first transmit.
     pub fn client(config: impl Into<Arc<Config>>, request: &ClientRequest, now: Instant) -> Self {
         let mut conn = Self::new(Role::Client, config.into(), State::ClientHandshake);
-        let (parser, key) = ResponseParser::new(conn.rng.nonce(), request);
-        conn.outbox.push_head(request.to_bytes(&key));
+        let (parser, key) = ResponseParser::new(conn.rng.nonce(), request, &conn.config);
+        #[cfg(feature = "deflate")]
+        let offer = conn.config.deflate.as_ref().map(crate::deflate::offer);
+        #[cfg(not(feature = "deflate"))]
+        let offer: Option<String> = None;
+        conn.outbox.push_head(request.to_bytes(&key, offer.as_deref()));
         conn.handshake = Some(Box::new(Handshake::Client(parser)));
         conn.start_handshake_timer(now);
         conn
     }
 
     /// A connection whose opening handshake another HTTP stack completed (hyper, axum: see
-    /// [`Request::from_http`] and [`Request::response`]). It starts open.
-    pub fn upgraded(role: Role, config: impl Into<Arc<Config>>, now: Instant) -> Self {
+    /// [`Request::from_http`] and [`Request::response`], which gives the [`Negotiated`]
+    /// subprotocol and extensions). It starts open.
+    pub fn upgraded(role: Role, config: impl Into<Arc<Config>>, negotiated: &Negotiated, now: Instant) -> Self {
         let mut conn = Self::new(role, config.into(), State::Open);
+        conn.apply(negotiated);
         conn.start_open_timers(now);
         conn
     }
@@ -147,6 +170,7 @@ impl Connection {
             receiver: Receiver::new(role),
             outbox: Outbox::default(),
             sending: None,
+            compressor: None,
             events: VecDeque::new(),
             pending_failure: None,
             timers: Timers::default(),
@@ -255,13 +279,13 @@ impl Connection {
         let Some(Handshake::ServerDecision { request, .. }) = self.handshake.as_deref() else {
             return Err(ApiMisuse::NoPendingRequest);
         };
-        request.check_accept(&accept)?;
+        let negotiated = request.negotiate(&accept, &self.config)?;
         let Some(Handshake::ServerDecision { request, pending }) = self.handshake.take().map(|h| *h) else {
             return Err(ApiMisuse::NoPendingRequest);
         };
         self.outbox
-            .push_head(crate::handshake::server_accept_bytes(&request, &accept));
-        self.protocol = accept.protocol.map(String::into_boxed_str);
+            .push_head(crate::handshake::server_accept_bytes(&request, &accept, &negotiated));
+        self.apply(&negotiated);
         self.transition(Input::HandshakeDone);
         self.timers.stop(Timer::Handshake);
         self.start_open_timers(now);
@@ -282,58 +306,87 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends a whole message in one frame.
+    /// Sends a whole message in one frame (compressed when permessage-deflate is agreed and the
+    /// message reaches the threshold).
     pub fn send(&mut self, message: impl Into<Message>) -> Result<(), ApiMisuse> {
         self.check_open()?;
         if self.sending.is_some() {
             return Err(ApiMisuse::FragmentOutOfSequence);
         }
         let message = message.into();
-        let opcode = match message.kind() {
-            MessageKind::Text => OpCode::TEXT,
-            MessageKind::Binary => OpCode::BINARY,
-        };
-        let transmit = send::frame(self.role, &mut self.rng, opcode, true, message.into_payload());
+        let compress = self.compressor.as_ref().is_some_and(|c| message.len() >= c.threshold());
+        let transmit = self.data_frame(opcode_of(message.kind()), true, compress, message.into_payload());
         self.outbox.push_data(transmit);
         Ok(())
     }
 
+    /// Sends a message framed (and compressed) once for many connections. On a server whose
+    /// connection compresses with the default 15-bit window, the prepared compressed frame is
+    /// sent as is; otherwise the message is compressed (and on a client, masked) for this
+    /// connection.
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), ApiMisuse> {
+        self.check_open()?;
+        if self.sending.is_some() {
+            return Err(ApiMisuse::FragmentOutOfSequence);
+        }
+        if self.role == Role::Client {
+            return self.send(prepared.message().clone());
+        }
+        match self.compressor.as_mut() {
+            None => self.outbox.push_data(prepared.plain().clone()),
+            Some(compressor) => match prepared.compressed().filter(|_| compressor.window_bits() == 15) {
+                Some(compressed) => {
+                    // The peer's window now holds this message, which our compressor never saw:
+                    // start afresh so no back-reference can point across it.
+                    compressor.reset();
+                    self.outbox.push_data(compressed.clone());
+                }
+                None => return self.send(prepared.message().clone()),
+            },
+        }
+        Ok(())
+    }
+
     /// Sends one fragment of a message: `kind` on the first, `is_final` on the last. Text
-    /// fragments may split characters, but together must be UTF-8 (checked as they go).
+    /// fragments may split characters, but together must be UTF-8 (checked as they go). With
+    /// permessage-deflate the whole message is compressed as one stream across its fragments.
     pub fn send_fragment(&mut self, kind: MessageKind, data: Bytes, is_final: bool) -> Result<(), ApiMisuse> {
         self.check_open()?;
-        let (opcode, mut validator) = match self.sending.take() {
-            None => (
-                if kind == MessageKind::Text {
-                    OpCode::TEXT
-                } else {
-                    OpCode::BINARY
-                },
-                Utf8Validator::new(),
-            ),
-            Some((sending, validator)) if sending == kind => (OpCode::CONTINUATION, validator),
+        let (opcode, mut sending) = match self.sending.take() {
+            None => {
+                let compressed = self.compressor.is_some();
+                (
+                    opcode_of(kind),
+                    Sending {
+                        kind,
+                        utf8: Utf8Validator::new(),
+                        compressed,
+                    },
+                )
+            }
+            Some(sending) if sending.kind == kind => (OpCode::CONTINUATION, sending),
             Some(other) => {
                 self.sending = Some(other);
                 return Err(ApiMisuse::FragmentOutOfSequence);
             }
         };
         if kind == MessageKind::Text {
-            let mut checked = validator.clone();
+            let mut checked = sending.utf8.clone();
             let valid = checked
                 .feed(&data)
                 .and_then(|()| if is_final { checked.finish() } else { Ok(()) });
             if valid.is_err() {
                 if opcode == OpCode::CONTINUATION {
-                    self.sending = Some((kind, validator));
+                    self.sending = Some(sending);
                 }
                 return Err(ApiMisuse::InvalidUtf8);
             }
-            validator = checked;
+            sending.utf8 = checked;
         }
-        let transmit = send::frame(self.role, &mut self.rng, opcode, is_final, data);
+        let transmit = self.data_frame(opcode, is_final, sending.compressed, data);
         self.outbox.push_data(transmit);
         if !is_final {
-            self.sending = Some((kind, validator));
+            self.sending = Some(sending);
         }
         Ok(())
     }
@@ -389,6 +442,10 @@ impl Connection {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(event) = self.events.pop_front() {
+            if self.events.is_empty() && self.events.capacity() > 4 {
+                // A burst is over: give its queue back, so an idle connection stays small.
+                self.events = VecDeque::new();
+            }
             return Some(event);
         }
         let error = self.pending_failure.take()?;
@@ -423,6 +480,46 @@ impl Connection {
             return Err(ApiMisuse::ControlPayloadTooLong(payload.len()));
         }
         Ok(())
+    }
+
+    /// Takes on what the handshake agreed: the subprotocol, and compression both ways.
+    fn apply(&mut self, negotiated: &Negotiated) {
+        self.protocol = negotiated.protocol().map(Into::into);
+        #[cfg(feature = "deflate")]
+        if let Some(params) = negotiated.deflate() {
+            let config = self.config.deflate.clone().unwrap_or_default();
+            let (send, receive) = match self.role {
+                Role::Server => (
+                    (params.server_max_window_bits, params.server_no_context_takeover),
+                    (params.client_max_window_bits, params.client_no_context_takeover),
+                ),
+                Role::Client => (
+                    (params.client_max_window_bits, params.client_no_context_takeover),
+                    (params.server_max_window_bits, params.server_no_context_takeover),
+                ),
+            };
+            self.compressor = Some(Box::new(Compressor::new(&config, send.0, send.1)));
+            self.receiver
+                .enable_inflate(codec::Decompressor::new(receive.0, receive.1));
+        }
+    }
+
+    /// Frames a data frame, compressing its payload into a fresh buffer when asked (which a
+    /// client then masks in place: still one copy).
+    fn data_frame(&mut self, opcode: OpCode, fin: bool, compress: bool, payload: Bytes) -> Transmit {
+        match self.compressor.as_mut().filter(|_| compress) {
+            Some(compressor) => {
+                let mut out = BytesMut::new();
+                compressor.compress(&payload, fin, &mut out);
+                let rsv = if opcode == OpCode::CONTINUATION {
+                    0
+                } else {
+                    crate::frame::RSV1
+                };
+                send::frame_with_rsv(self.role, &mut self.rng, opcode, fin, rsv, out.freeze())
+            }
+            None => send::frame(self.role, &mut self.rng, opcode, fin, payload),
+        }
     }
 
     fn start_handshake_timer(&mut self, now: Instant) {
@@ -464,7 +561,7 @@ impl Connection {
             Ok(None) => {}
             Ok(Some((response, trailing))) => {
                 self.handshake = None;
-                self.protocol = response.protocol().map(Into::into);
+                self.apply(response.negotiated());
                 self.events.push_back(Event::Connected(Box::new(response)));
                 self.transition(Input::HandshakeDone);
                 self.timers.stop(Timer::Handshake);
@@ -629,6 +726,13 @@ impl Connection {
             }
             _ => {}
         }
+    }
+}
+
+fn opcode_of(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::TEXT,
+        MessageKind::Binary => OpCode::BINARY,
     }
 }
 

@@ -7,11 +7,12 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::codec::{Decompressor, InflateError};
 use super::{Fragment, Role};
 use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::frame::{
-    CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask, parse_close_payload,
+    CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, apply_mask, parse_close_payload,
 };
 use crate::message::{Message, MessageKind, Utf8Bytes};
 use crate::utf8::Utf8Validator;
@@ -36,6 +37,8 @@ pub(crate) struct Receiver {
     message: Option<InMessage>,
     control: BytesMut,
     utf8: Utf8Validator,
+    /// Set once permessage-deflate is agreed: RSV1 then marks compressed messages.
+    inflater: Option<Box<Decompressor>>,
 }
 
 /// The frame whose payload is being read.
@@ -59,6 +62,10 @@ struct InMessage {
     fragments: usize,
     /// Fragment mode: whether the first fragment was delivered.
     started: bool,
+    /// Compressed (RSV1 on its first frame): `buf` receives inflated bytes.
+    compressed: bool,
+    /// Fragment mode: inflated bytes already delivered, which count against the size limit.
+    delivered: usize,
 }
 
 impl Receiver {
@@ -71,7 +78,14 @@ impl Receiver {
             message: None,
             control: BytesMut::new(),
             utf8: Utf8Validator::new(),
+            inflater: None,
         }
+    }
+
+    /// Accepts compressed messages from now on (RFC 7692).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn enable_inflate(&mut self, inflater: Decompressor) {
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// Consumes bytes from the front of `data` until something complete arrives (returned) or
@@ -88,7 +102,7 @@ impl Receiver {
             let take = data.len().min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
             let (chunk, rest) = data.split_at(take);
             *data = rest;
-            self.absorb(&mut frame, chunk)?;
+            self.absorb(&mut frame, chunk, config)?;
             frame.remaining -= take as u64;
             if frame.remaining > 0 {
                 self.frame = Some(frame);
@@ -133,10 +147,13 @@ impl Receiver {
 
     /// Checks a header against the connection's rules and limits (§5.1, §5.2, §5.4, §5.5).
     fn start_frame(&mut self, header: FrameHeader, config: &Config) -> Result<InFrame, ProtocolError> {
-        if header.rsv != 0 {
+        let opcode = header.opcode;
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6.1).
+        let compressed =
+            header.rsv == RSV1 && self.inflater.is_some() && matches!(opcode, OpCode::TEXT | OpCode::BINARY);
+        if header.rsv != 0 && !compressed {
             return Err(ProtocolError::ReservedBits);
         }
-        let opcode = header.opcode;
         if !opcode.is_known() {
             return Err(ProtocolError::UnknownOpCode(opcode.bits()));
         }
@@ -177,6 +194,8 @@ impl Receiver {
                         len: 0,
                         fragments: 0,
                         started: false,
+                        compressed,
+                        delivered: 0,
                     })
                 }
             };
@@ -202,35 +221,30 @@ impl Receiver {
         })
     }
 
-    /// Appends a piece of the current frame's payload to its buffer, unmasking and validating.
-    fn absorb(&mut self, frame: &mut InFrame, chunk: &[u8]) -> Result<(), ProtocolError> {
+    /// Appends a piece of the current frame's payload to its buffer, unmasking (and inflating)
+    /// and validating.
+    fn absorb(&mut self, frame: &mut InFrame, chunk: &[u8], config: &Config) -> Result<(), ProtocolError> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let (buf, text) = match &mut self.message {
-            Some(message) if !frame.opcode.is_control() => {
-                message.len += chunk.len();
-                (&mut message.buf, message.kind == MessageKind::Text)
-            }
-            _ => (&mut self.control, false),
+        let Some(message) = self.message.as_mut().filter(|_| !frame.opcode.is_control()) else {
+            append_unmasked(&mut self.control, frame, chunk);
+            return Ok(());
         };
-        let spare = buf.capacity() - buf.len();
-        if spare < chunk.len() {
-            // Room for the rest of the frame, but never more than doubling what we hold: a
-            // peer announcing 16 MiB and sending nothing costs no 16 MiB allocation.
-            // `remaining` still counts this chunk.
-            let rest_of_frame = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
-            let want = rest_of_frame.min(buf.len().max(4096));
-            buf.reserve(want.max(chunk.len()));
+        message.len += chunk.len();
+        let start = message.buf.len();
+        match self.inflater.as_mut().filter(|_| message.compressed) {
+            Some(inflater) => {
+                let limit = config.max_message_size - message.delivered;
+                let mask = frame.mask.map(|key| (key, &mut frame.mask_offset));
+                inflater
+                    .inflate(chunk, mask, &mut message.buf, limit)
+                    .map_err(|e| inflate_error(e, config))?;
+            }
+            None => append_unmasked(&mut message.buf, frame, chunk),
         }
-        let start = buf.len();
-        buf.extend_from_slice(chunk);
-        let fresh = &mut buf[start..];
-        if let Some(key) = frame.mask {
-            frame.mask_offset = apply_mask(fresh, key, frame.mask_offset);
-        }
-        if text {
-            self.utf8.feed(fresh)?;
+        if message.kind == MessageKind::Text {
+            self.utf8.feed(&message.buf[start..])?;
         }
         Ok(())
     }
@@ -249,8 +263,20 @@ impl Receiver {
         let Some(message) = &mut self.message else {
             return Ok(None); // unreachable: data frames always have a message
         };
-        if frame.fin && message.kind == MessageKind::Text {
-            self.utf8.finish()?;
+        if frame.fin {
+            if let Some(inflater) = self.inflater.as_mut().filter(|_| message.compressed) {
+                let start = message.buf.len();
+                let limit = config.max_message_size - message.delivered;
+                inflater
+                    .finish(&mut message.buf, limit)
+                    .map_err(|e| inflate_error(e, config))?;
+                if message.kind == MessageKind::Text {
+                    self.utf8.feed(&message.buf[start..])?;
+                }
+            }
+            if message.kind == MessageKind::Text {
+                self.utf8.finish()?;
+            }
         }
         if config.deliver_fragments {
             let fragment = Fragment {
@@ -260,6 +286,7 @@ impl Receiver {
                 is_final: frame.fin,
             };
             message.started = true;
+            message.delivered += fragment.data.len();
             if frame.fin {
                 self.message = None;
             }
@@ -276,6 +303,32 @@ impl Receiver {
             MessageKind::Text => Message::Text(Utf8Bytes::from_bytes_unchecked(payload)),
             MessageKind::Binary => Message::Binary(payload),
         })))
+    }
+}
+
+/// Appends `chunk` to `buf`, unmasked. The buffer grows to hold the rest of the frame, but never
+/// more than doubles what it holds: a peer announcing 16 MiB and sending nothing costs no 16 MiB
+/// allocation.
+fn append_unmasked(buf: &mut BytesMut, frame: &mut InFrame, chunk: &[u8]) {
+    if buf.capacity() - buf.len() < chunk.len() {
+        // `remaining` still counts this chunk.
+        let rest_of_frame = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+        let want = rest_of_frame.min(buf.len().max(4096));
+        buf.reserve(want.max(chunk.len()));
+    }
+    let start = buf.len();
+    buf.extend_from_slice(chunk);
+    if let Some(key) = frame.mask {
+        frame.mask_offset = apply_mask(&mut buf[start..], key, frame.mask_offset);
+    }
+}
+
+fn inflate_error(error: InflateError, config: &Config) -> ProtocolError {
+    match error {
+        InflateError::TooLarge => ProtocolError::MessageTooLarge {
+            limit: config.max_message_size,
+        },
+        InflateError::Corrupt => ProtocolError::InvalidCompressedData,
     }
 }
 

@@ -161,13 +161,25 @@ fn is_pong(transmit: &Transmit) -> bool {
 /// Frames a payload: a client masks it with a fresh key (§5.3), in place when the caller holds
 /// the only reference to the payload, otherwise with exactly one copy.
 pub(crate) fn frame(role: Role, rng: &mut Rng, opcode: OpCode, fin: bool, payload: Bytes) -> Transmit {
+    frame_with_rsv(role, rng, opcode, fin, 0, payload)
+}
+
+/// [`frame`] with reserved bits set (RSV1 marks a compressed message).
+pub(crate) fn frame_with_rsv(
+    role: Role,
+    rng: &mut Rng,
+    opcode: OpCode,
+    fin: bool,
+    rsv: u8,
+    payload: Bytes,
+) -> Transmit {
     let mask = match role {
         Role::Client => Some(rng.mask_key()),
         Role::Server => None,
     };
     let header = FrameHeader {
         fin,
-        rsv: 0,
+        rsv,
         opcode,
         mask,
         payload_len: payload.len() as u64,

@@ -5,8 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
 
 use super::head::HeadBuffer;
-use super::header_values::{has_token, header_tokens};
-use super::server::{is_engine_header, is_valid_protocol};
+use super::header_values::{has_token, header_tokens, parse_extensions};
+use super::server::{Negotiated, is_engine_header, is_valid_protocol};
 use super::{HandshakeError, accept_key};
 use crate::error::ApiMisuse;
 
@@ -121,7 +121,7 @@ impl ClientRequest {
     }
 
     /// The request head on the wire, with `key` as `Sec-WebSocket-Key`.
-    pub(crate) fn to_bytes(&self, key: &str) -> Bytes {
+    pub(crate) fn to_bytes(&self, key: &str, extensions: Option<&str>) -> Bytes {
         let mut out = BytesMut::with_capacity(256);
         let target = self.uri.path_and_query().map_or("/", |pq| pq.as_str());
         out.put_slice(b"GET ");
@@ -147,6 +147,11 @@ impl ClientRequest {
             out.put_slice(self.protocols.join(", ").as_bytes());
             out.put_slice(b"\r\n");
         }
+        if let Some(extensions) = extensions {
+            out.put_slice(b"Sec-WebSocket-Extensions: ");
+            out.put_slice(extensions.as_bytes());
+            out.put_slice(b"\r\n");
+        }
         for (name, value) in &self.headers {
             out.put_slice(name.as_str().as_bytes());
             out.put_slice(b": ");
@@ -162,7 +167,7 @@ impl ClientRequest {
 #[derive(Clone, Debug)]
 pub struct Response {
     http: http::Response<()>,
-    protocol: Option<String>,
+    negotiated: Negotiated,
 }
 
 impl Response {
@@ -178,7 +183,12 @@ impl Response {
 
     /// The subprotocol the server chose, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.negotiated.protocol()
+    }
+
+    /// Everything the handshake agreed on.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
     }
 }
 
@@ -188,16 +198,22 @@ pub(crate) struct ResponseParser {
     head: HeadBuffer,
     expected_accept: String,
     offered: Vec<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl ResponseParser {
     /// A fresh random key (base64 of 16 bytes) and the parser expecting the answer to it.
-    pub(crate) fn new(nonce: [u8; 16], request: &ClientRequest) -> (Self, String) {
+    pub(crate) fn new(nonce: [u8; 16], request: &ClientRequest, config: &crate::Config) -> (Self, String) {
+        #[cfg(not(feature = "deflate"))]
+        let _ = config;
         let key = base64::engine::general_purpose::STANDARD.encode(nonce);
         let parser = Self {
             head: HeadBuffer::default(),
             expected_accept: accept_key(key.as_bytes()),
             offered: request.protocols.clone(),
+            #[cfg(feature = "deflate")]
+            deflate: config.deflate.clone(),
         };
         (parser, key)
     }
@@ -260,12 +276,24 @@ impl ResponseParser {
             (Some(p), None) if self.offered.iter().any(|o| o == p) => Some(p.to_owned()),
             (Some(p), _) => return Err(HandshakeError::UnofferedProtocol(p.to_owned())),
         };
-        // No extension is offered yet, so any the server enables is one we did not ask for.
-        if let Some(extension) = header_tokens(headers, &header::SEC_WEBSOCKET_EXTENSIONS).next() {
-            return Err(HandshakeError::UnofferedExtension(extension.to_owned()));
-        }
         drop(chosen);
-        Ok(Response { http, protocol })
+        let mut accepted = Vec::new();
+        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            let value = value.to_str().ok().and_then(|v| parse_extensions(v).ok());
+            accepted.extend(value.ok_or_else(|| HandshakeError::InvalidExtensionResponse("malformed header".into()))?);
+        }
+        #[cfg(feature = "deflate")]
+        let negotiated = match &self.deflate {
+            Some(offer) => Negotiated::client(protocol, crate::deflate::check_response(&accepted, offer)?),
+            None if !accepted.is_empty() => return Err(HandshakeError::UnofferedExtension(accepted[0].name.clone())),
+            None => Negotiated::client(protocol, None),
+        };
+        #[cfg(not(feature = "deflate"))]
+        let negotiated = match accepted.first() {
+            Some(extension) => return Err(HandshakeError::UnofferedExtension(extension.name.clone())),
+            None => Negotiated::client(protocol),
+        };
+        Ok(Response { http, negotiated })
     }
 }
 
@@ -283,7 +311,7 @@ mod tests {
     }
 
     fn check(request: &ClientRequest, wire: &str) -> Result<Response, HandshakeError> {
-        let (mut parser, key) = ResponseParser::new(NONCE, request);
+        let (mut parser, key) = ResponseParser::new(NONCE, request, &crate::Config::default());
         assert_eq!(key, "dGhlIHNhbXBsZSBub25jZQ==");
         parser.push(wire.as_bytes(), 8192).map(|r| r.unwrap().0)
     }
@@ -296,7 +324,7 @@ mod tests {
             .protocol("superchat")
             .header("Authorization", "Basic YTpi")
             .unwrap();
-        let text = String::from_utf8(request.to_bytes("KEY").to_vec()).unwrap();
+        let text = String::from_utf8(request.to_bytes("KEY", None).to_vec()).unwrap();
         assert_eq!(
             text,
             "GET /chat?x=1 HTTP/1.1\r\nHost: example.com:8080\r\nUpgrade: websocket\r\n\
@@ -306,7 +334,7 @@ mod tests {
         let v6 = ClientRequest::new("wss://[::1]:443").unwrap();
         assert_eq!((v6.host(), v6.port()), ("::1", 443));
         assert!(
-            String::from_utf8(v6.to_bytes("K").to_vec())
+            String::from_utf8(v6.to_bytes("K", None).to_vec())
                 .unwrap()
                 .starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n")
         );
@@ -364,7 +392,7 @@ mod tests {
     #[test]
     fn trailing_frames_carry_over() {
         let request = ClientRequest::new("ws://h/").unwrap();
-        let (mut parser, _) = ResponseParser::new(NONCE, &request);
+        let (mut parser, _) = ResponseParser::new(NONCE, &request, &crate::Config::default());
         let wire = response("") + "\u{1}";
         let (_, trailing) = parser.push(wire.as_bytes(), 8192).unwrap().unwrap();
         assert_eq!(&trailing[..], b"\x01");

@@ -69,6 +69,9 @@ pub enum HandshakeError {
     /// Client: the server enabled an extension the client did not offer.
     #[error("server enabled extension {0:?}, which was not offered")]
     UnofferedExtension(String),
+    /// Client: the server's parameters for an offered extension are invalid or were not offered.
+    #[error("invalid extension response: {0}")]
+    InvalidExtensionResponse(String),
 }
 
 impl HandshakeError {
@@ -94,7 +97,8 @@ impl HandshakeError {
             | Self::ResponseNotUpgrade
             | Self::InvalidAccept
             | Self::UnofferedProtocol(_)
-            | Self::UnofferedExtension(_) => return None,
+            | Self::UnofferedExtension(_)
+            | Self::InvalidExtensionResponse(_) => return None,
         })
     }
 

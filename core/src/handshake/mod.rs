@@ -17,7 +17,7 @@ pub use client::{ClientRequest, Response};
 pub use error::HandshakeError;
 pub use header_values::{ExtensionOffer, InvalidExtensionHeader, parse_extensions};
 pub use origin::OriginPolicy;
-pub use server::{Accept, Reject, Request};
+pub use server::{Accept, Negotiated, Reject, Request};
 
 pub(crate) use client::ResponseParser;
 pub(crate) use server::{RequestParser, accept_bytes as server_accept_bytes};

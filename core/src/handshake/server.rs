@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version,
 use super::head::HeadBuffer;
 use super::header_values::{ExtensionOffer, has_token, header_tokens, is_token, parse_extensions};
 use super::{HandshakeError, accept_key};
+use crate::config::Config;
 use crate::error::ApiMisuse;
 
 /// A validated WebSocket upgrade request, for the application to inspect and then accept
@@ -79,33 +80,58 @@ impl Request {
     }
 
     /// The `101 Switching Protocols` response accepting this request, for a driver whose HTTP
-    /// stack writes responses itself (hyper). Fails if `accept` names a protocol not offered.
-    pub fn response(&self, accept: &Accept) -> Result<http::Response<()>, ApiMisuse> {
-        self.check_accept(accept)?;
+    /// stack writes responses itself (hyper), and what it agreed to, for
+    /// [`Connection::upgraded`](crate::Connection::upgraded). Fails if `accept` names a
+    /// protocol that was not offered.
+    pub fn response(&self, accept: &Accept, config: &Config) -> Result<(http::Response<()>, Negotiated), ApiMisuse> {
+        let negotiated = self.negotiate(accept, config)?;
+        let invalid = |e: http::header::InvalidHeaderValue| ApiMisuse::InvalidHeader(e.to_string());
         let mut response = http::Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
         headers.extend(accept.headers.clone());
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        let key = HeaderValue::try_from(accept_key(self.key().as_bytes()))
-            .map_err(|e| ApiMisuse::InvalidHeader(e.to_string()))?;
+        let key = HeaderValue::try_from(accept_key(self.key().as_bytes())).map_err(invalid)?;
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, key);
         if let Some(protocol) = &accept.protocol {
-            let value =
-                HeaderValue::try_from(protocol.as_str()).map_err(|e| ApiMisuse::InvalidHeader(e.to_string()))?;
-            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::try_from(protocol.as_str()).map_err(invalid)?,
+            );
         }
-        Ok(response)
+        if let Some(extensions) = negotiated.extensions_header() {
+            headers.insert(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                HeaderValue::try_from(extensions).map_err(invalid)?,
+            );
+        }
+        Ok((response, negotiated))
     }
 
-    pub(crate) fn check_accept(&self, accept: &Accept) -> Result<(), ApiMisuse> {
-        match &accept.protocol {
-            Some(p) if !self.protocols.iter().any(|offered| offered == p) => {
-                Err(ApiMisuse::ProtocolNotOffered(p.clone()))
+    /// Checks the application's answer and negotiates extensions from the offers.
+    pub(crate) fn negotiate(&self, accept: &Accept, config: &Config) -> Result<Negotiated, ApiMisuse> {
+        if let Some(p) = &accept.protocol {
+            if !self.protocols.iter().any(|offered| offered == p) {
+                return Err(ApiMisuse::ProtocolNotOffered(p.clone()));
             }
-            _ => Ok(()),
         }
+        if let Some(name) = accept.headers.keys().find(|name| is_engine_header(name)) {
+            return Err(ApiMisuse::InvalidHeader(format!("{name} is set by the handshake")));
+        }
+        #[cfg(feature = "deflate")]
+        let deflate = config
+            .deflate
+            .as_ref()
+            .filter(|_| accept.compression)
+            .and_then(|deflate| crate::deflate::accept_offers(&self.extensions, deflate));
+        #[cfg(not(feature = "deflate"))]
+        let _ = config;
+        Ok(Negotiated {
+            protocol: accept.protocol.clone(),
+            #[cfg(feature = "deflate")]
+            deflate,
+        })
     }
 
     fn validate(http: http::Request<()>) -> Result<Self, HandshakeError> {
@@ -157,18 +183,37 @@ impl Request {
 }
 
 /// How the application accepts a request: the subprotocol chosen and extra response headers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Accept {
     /// The subprotocol, which must be one the client offered.
     pub protocol: Option<String>,
     /// Extra headers for the `101` response (e.g. `Set-Cookie`).
     pub headers: HeaderMap,
+    /// Accept an offered extension such as permessage-deflate when the config enables it.
+    /// Default true; false declines compression for this connection.
+    pub compression: bool,
+}
+
+impl Default for Accept {
+    fn default() -> Self {
+        Self {
+            protocol: None,
+            headers: HeaderMap::new(),
+            compression: true,
+        }
+    }
 }
 
 impl Accept {
     /// Accept with no subprotocol and no extra headers.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Decline compression for this connection even if the config enables it.
+    pub fn without_compression(mut self) -> Self {
+        self.compression = false;
+        self
     }
 
     /// Choose a subprotocol.
@@ -241,8 +286,49 @@ impl Reject {
     }
 }
 
+/// What an opening handshake agreed on: the subprotocol and the extensions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    protocol: Option<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<(crate::deflate::DeflateParams, String)>,
+}
+
+impl Negotiated {
+    /// The agreed subprotocol.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The agreed permessage-deflate parameters.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        self.deflate.as_ref().map(|(params, _)| *params)
+    }
+
+    /// The `Sec-WebSocket-Extensions` value of the response, if an extension was agreed.
+    pub fn extensions_header(&self) -> Option<&str> {
+        #[cfg(feature = "deflate")]
+        return self.deflate.as_ref().map(|(_, header)| header.as_str());
+        #[cfg(not(feature = "deflate"))]
+        None
+    }
+
+    /// What a client's handshake agreed on.
+    pub(crate) fn client(
+        protocol: Option<String>,
+        #[cfg(feature = "deflate")] deflate: Option<crate::deflate::DeflateParams>,
+    ) -> Self {
+        Self {
+            protocol,
+            #[cfg(feature = "deflate")]
+            deflate: deflate.map(|params| (params, params.to_header_value())),
+        }
+    }
+}
+
 /// The `101` response on the wire.
-pub(crate) fn accept_bytes(request: &Request, accept: &Accept) -> Bytes {
+pub(crate) fn accept_bytes(request: &Request, accept: &Accept, negotiated: &Negotiated) -> Bytes {
     let mut out = BytesMut::with_capacity(160);
     write_status_line(&mut out, StatusCode::SWITCHING_PROTOCOLS);
     out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
@@ -251,6 +337,11 @@ pub(crate) fn accept_bytes(request: &Request, accept: &Accept) -> Bytes {
     if let Some(protocol) = &accept.protocol {
         out.put_slice(b"Sec-WebSocket-Protocol: ");
         out.put_slice(protocol.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if let Some(extensions) = negotiated.extensions_header() {
+        out.put_slice(b"Sec-WebSocket-Extensions: ");
+        out.put_slice(extensions.as_bytes());
         out.put_slice(b"\r\n");
     }
     write_headers(&mut out, &accept.headers);
@@ -459,15 +550,16 @@ mod tests {
     fn response_bytes() {
         let (request, _) = parse(CHROME).unwrap().unwrap();
         let accept = Accept::new().protocol("chat");
-        assert!(request.check_accept(&accept).is_ok());
-        assert!(request.check_accept(&Accept::new().protocol("nope")).is_err());
-        let text = String::from_utf8(accept_bytes(&request, &accept).to_vec()).unwrap();
+        let config = Config::default();
+        let negotiated = request.negotiate(&accept, &config).unwrap();
+        assert!(request.negotiate(&Accept::new().protocol("nope"), &config).is_err());
+        let text = String::from_utf8(accept_bytes(&request, &accept, &negotiated).to_vec()).unwrap();
         assert_eq!(
             text,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
         );
-        let http = request.response(&accept).unwrap();
+        let (http, _) = request.response(&accept, &config).unwrap();
         assert_eq!(
             http.headers()[header::SEC_WEBSOCKET_ACCEPT],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

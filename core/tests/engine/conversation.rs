@@ -255,7 +255,12 @@ fn messages_before_a_violation_are_answered_before_the_close() {
 #[test]
 fn upgraded_connections_start_open() {
     let now = std::time::Instant::now();
-    let mut conn = wsengine::Connection::upgraded(wsengine::Role::Server, Config::default(), now);
+    let mut conn = wsengine::Connection::upgraded(
+        wsengine::Role::Server,
+        Config::default(),
+        &wsengine::Negotiated::default(),
+        now,
+    );
     assert!(conn.is_open());
     conn.send("x").unwrap();
     assert_eq!(conn.poll_transmit().unwrap().header(), b"\x81\x01");
