@@ -3,7 +3,9 @@
 #
 #   scripts/autobahn.sh server [--full] [--update]
 #       fuzzingclient against the blocking_echo example of the core crate: cases 1.* to 10.*,
-#       or with --full all 517 cases (12.* and 13.* are permessage-deflate, and take minutes)
+#       or with --full all 517 cases (12.* and 13.* are permessage-deflate, and take minutes),
+#       then 12.* and 13.* again against blocking_echo --context-takeover, which honours each
+#       offer's context takeover instead of imposing none
 #
 # Installs the suite (Python 2.7 virtualenv) on first use. Prints a per-category table and exits
 # non-zero on any FAILED or UNIMPLEMENTED case, or on a result that differs from the expected
@@ -36,10 +38,10 @@ cleanup() {
 trap cleanup EXIT
 
 run_fuzzingclient() {
-  local agent="$1" expected="$2"
-  shift 2
+  local agent="$1" expected="$2" run_cases="$3"
+  shift 3
   echo "autobahn: starting $agent: $*"
-  "$@" "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+  "$1" "127.0.0.1:$port" "${@:2}" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -51,7 +53,7 @@ run_fuzzingclient() {
 {
   "outdir": "$root/autobahn/reports/server",
   "servers": [{"agent": "$agent", "url": "ws://127.0.0.1:$port"}],
-  "cases": $cases,
+  "cases": $run_cases,
   "exclude-cases": [],
   "exclude-agent-cases": {}
 }
@@ -70,8 +72,12 @@ JSON
 case "$mode" in
   server)
     cargo build --release -p wsengine --example blocking_echo
-    run_fuzzingclient wsengine-blocking "$root/autobahn/expected/server-blocking.json" \
+    run_fuzzingclient wsengine-blocking "$root/autobahn/expected/server-blocking.json" "$cases" \
       "$root/target/release/examples/blocking_echo"
+    if [ "$cases" = '["*"]' ]; then
+      run_fuzzingclient wsengine-blocking-takeover "$root/autobahn/expected/server-blocking-takeover.json" \
+        '["12.*", "13.*"]' "$root/target/release/examples/blocking_echo" --context-takeover
+    fi
     ;;
   *)
     echo "usage: scripts/autobahn.sh server [--full] [--update]" >&2

@@ -2,8 +2,11 @@
 //! its public API only: the proof that wsengine embeds in any loop, and the Autobahn testee.
 //!
 //! ```text
-//! cargo run --release -p wsengine --example blocking_echo -- 127.0.0.1:9001
+//! cargo run --release -p wsengine --example blocking_echo -- 127.0.0.1:9001 [--context-takeover]
 //! ```
+//!
+//! It accepts permessage-deflate with the library's defaults (no context takeover, so idle
+//! connections hold no compression state), or with `--context-takeover` as the client offers.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -14,9 +17,10 @@ use wsengine::{Accept, Config, Connection, Event};
 
 fn main() -> io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let context_takeover = std::env::args().any(|a| a == "--context-takeover");
     let listener = TcpListener::bind(&addr)?;
     eprintln!("blocking_echo: listening on ws://{}", listener.local_addr()?);
-    let config = Arc::new(echo_config());
+    let config = Arc::new(echo_config(context_takeover));
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
@@ -37,15 +41,23 @@ fn main() -> io::Result<()> {
 }
 
 /// Defaults, plus permessage-deflate accepted (browsers and Autobahn 12.*/13.* offer it).
-fn echo_config() -> Config {
+fn echo_config(context_takeover: bool) -> Config {
     #[cfg(feature = "deflate")]
     let config = {
         let mut config = Config::default();
-        config.deflate = Some(wsengine::DeflateConfig::default());
+        let deflate = wsengine::DeflateConfig::default();
+        config.deflate = Some(if context_takeover {
+            deflate.with_context_takeover()
+        } else {
+            deflate
+        });
         config
     };
     #[cfg(not(feature = "deflate"))]
-    let config = Config::default();
+    let config = {
+        let _ = context_takeover;
+        Config::default()
+    };
     config
 }
 
