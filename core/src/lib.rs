@@ -78,6 +78,9 @@ mod connection;
 pub mod deflate;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handshake;
 pub mod message;
 mod rng;

@@ -332,19 +332,24 @@ impl Connection {
         if self.role == Role::Client {
             return self.send(prepared.message().clone());
         }
-        match self.compressor.as_mut() {
-            None => self.outbox.push_data(prepared.plain().clone()),
-            Some(compressor) => match prepared.compressed().filter(|_| compressor.window_bits() == 15) {
-                Some(compressed) => {
-                    // The peer's window now holds this message, which our compressor never saw:
-                    // start afresh so no back-reference can point across it.
-                    compressor.reset();
-                    self.outbox.push_data(compressed.clone());
-                }
-                None => return self.send(prepared.message().clone()),
-            },
+        let Some(compressor) = self
+            .compressor
+            .as_mut()
+            .filter(|c| prepared.message().len() >= c.threshold())
+        else {
+            self.outbox.push_data(prepared.plain().clone());
+            return Ok(());
+        };
+        match prepared.compressed().filter(|_| compressor.window_bits() == 15) {
+            Some(compressed) => {
+                // The peer's window now holds this message, which our compressor never saw:
+                // start afresh so no back-reference can point across it.
+                compressor.reset();
+                self.outbox.push_data(compressed.clone());
+                Ok(())
+            }
+            None => self.send(prepared.message().clone()),
         }
-        Ok(())
     }
 
     /// Sends one fragment of a message: `kind` on the first, `is_final` on the last. Text
