@@ -24,7 +24,9 @@ fn mask(c: &mut Criterion) {
         let mut buf = source.clone();
         group.bench_function("memcpy", |b| b.iter(|| buf.copy_from_slice(black_box(&source))));
         group.bench_function("wsengine", |b| b.iter(|| apply_mask(black_box(&mut buf), KEY, 0)));
-        group.bench_function("fastwebsockets", |b| b.iter(|| fastwebsockets::unmask(black_box(&mut buf), KEY)));
+        group.bench_function("fastwebsockets", |b| {
+            b.iter(|| fastwebsockets::unmask(black_box(&mut buf), KEY))
+        });
         group.finish();
     }
 }
@@ -44,8 +46,12 @@ fn utf8(c: &mut Criterion) {
                 v.finish().unwrap();
             })
         });
-        group.bench_function("simdutf8", |b| b.iter(|| simdutf8::basic::from_utf8(black_box(bytes)).unwrap()));
-        group.bench_function("std (tungstenite)", |b| b.iter(|| std::str::from_utf8(black_box(bytes)).unwrap()));
+        group.bench_function("simdutf8", |b| {
+            b.iter(|| simdutf8::basic::from_utf8(black_box(bytes)).unwrap())
+        });
+        group.bench_function("std (tungstenite)", |b| {
+            b.iter(|| std::str::from_utf8(black_box(bytes)).unwrap())
+        });
         group.finish();
     }
 }
@@ -60,7 +66,13 @@ fn header(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("header/encode");
-    let ours = FrameHeader { fin: true, rsv: 0, opcode: OpCode::BINARY, mask: Some(KEY), payload_len: 4096 };
+    let ours = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: OpCode::BINARY,
+        mask: Some(KEY),
+        payload_len: 4096,
+    };
     group.bench_function("wsengine", |b| {
         b.iter(|| {
             let mut out = [0u8; MAX_HEADER_LEN];
@@ -148,7 +160,9 @@ fn handshake(c: &mut Criterion) {
             let now = Instant::now();
             let mut conn = Connection::server(config.clone(), now);
             conn.handle_data(now, black_box(request));
-            let Some(Event::Request(_)) = conn.poll_event() else { panic!() };
+            let Some(Event::Request(_)) = conn.poll_event() else {
+                panic!()
+            };
             conn.accept(now, Accept::new()).unwrap();
             black_box(conn.poll_transmit())
         })
@@ -156,7 +170,9 @@ fn handshake(c: &mut Criterion) {
     group.bench_function("tungstenite (parse, create response)", |b| {
         use tungstenite::handshake::machine::TryParse;
         b.iter(|| {
-            let (_, request) = tungstenite::handshake::server::Request::try_parse(black_box(request)).unwrap().unwrap();
+            let (_, request) = tungstenite::handshake::server::Request::try_parse(black_box(request))
+                .unwrap()
+                .unwrap();
             black_box(tungstenite::handshake::server::create_response(&request).unwrap())
         })
     });
@@ -178,7 +194,9 @@ fn deflate(c: &mut Criterion) {
         let mut server = Connection::server(config.clone(), now);
         let head = client.poll_transmit().unwrap();
         server.handle_data(now, head.payload());
-        let Some(Event::Request(_)) = server.poll_event() else { panic!() };
+        let Some(Event::Request(_)) = server.poll_event() else {
+            panic!()
+        };
         server.accept(now, Accept::new()).unwrap();
         let response = server.poll_transmit().unwrap();
         client.handle_data(now, response.payload());

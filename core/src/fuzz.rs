@@ -202,14 +202,13 @@ pub fn operations(data: &[u8]) {
 }
 
 fn deflate_config() -> Config {
-    let mut config = Config::default();
-    config.rng_seed = Some(1);
-    config.max_message_size = 1 << 20;
-    #[cfg(feature = "deflate")]
-    {
-        config.deflate = Some(crate::deflate::DeflateConfig::default().with_context_takeover());
+    Config {
+        rng_seed: Some(1),
+        max_message_size: 1 << 20,
+        #[cfg(feature = "deflate")]
+        deflate: Some(crate::deflate::DeflateConfig::default().with_context_takeover()),
+        ..Config::default()
     }
-    config
 }
 
 fn request() -> ClientRequest {

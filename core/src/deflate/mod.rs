@@ -110,6 +110,12 @@ pub struct DeflateParams {
 impl DeflateParams {
     /// The `Sec-WebSocket-Extensions` value that states these parameters.
     pub fn to_header_value(&self) -> String {
+        self.header_value(false)
+    }
+
+    /// The header value; `server_bits_always` states `server_max_window_bits` even at 15, as a
+    /// server must when the offer named it (§7.1.2.1).
+    pub(crate) fn header_value(&self, server_bits_always: bool) -> String {
         let mut value = String::from("permessage-deflate");
         if self.server_no_context_takeover {
             value.push_str("; server_no_context_takeover");
@@ -117,7 +123,7 @@ impl DeflateParams {
         if self.client_no_context_takeover {
             value.push_str("; client_no_context_takeover");
         }
-        if self.server_max_window_bits < 15 {
+        if self.server_max_window_bits < 15 || server_bits_always {
             value.push_str(&format!("; server_max_window_bits={}", self.server_max_window_bits));
         }
         if self.client_max_window_bits < 15 {

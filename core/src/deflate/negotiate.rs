@@ -110,20 +110,8 @@ fn accept_offer(offer: &ExtensionOffer, config: &DeflateConfig) -> Option<(Defla
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
     };
-    let mut header = String::from(NAME);
-    if agreed.server_no_context_takeover {
-        header.push_str("; server_no_context_takeover");
-    }
-    if agreed.client_no_context_takeover {
-        header.push_str("; client_no_context_takeover");
-    }
     // Accepting an offer that names server_max_window_bits means answering with it (§7.1.2.1).
-    if server_bits < 15 || params.server_max_window_bits.is_some() {
-        header.push_str(&format!("; server_max_window_bits={server_bits}"));
-    }
-    if client_bits < 15 {
-        header.push_str(&format!("; client_max_window_bits={client_bits}"));
-    }
+    let header = agreed.header_value(params.server_max_window_bits.is_some());
     Some((agreed, header))
 }
 

@@ -2,9 +2,9 @@
 
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 
-use super::head::HeadBuffer;
+use super::head::{HeadBuffer, copy_headers, http_version};
 use super::header_values::{has_token, header_tokens, parse_extensions};
 use super::server::{Negotiated, is_engine_header, is_valid_protocol};
 use super::{HandshakeError, accept_key};
@@ -243,16 +243,8 @@ impl ResponseParser {
         let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(|_| malformed("invalid status"))?;
         let mut http = http::Response::new(());
         *http.status_mut() = status;
-        *http.version_mut() = if parsed.version == Some(1) {
-            Version::HTTP_11
-        } else {
-            Version::HTTP_10
-        };
-        for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
-            http.headers_mut().append(name, value);
-        }
+        *http.version_mut() = http_version(parsed.version);
+        copy_headers(parsed.headers, http.headers_mut()).map_err(malformed)?;
         let trailing = Bytes::copy_from_slice(&bytes[head_len..]);
         Ok(Some((self.check(http)?, trailing)))
     }

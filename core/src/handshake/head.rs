@@ -7,6 +7,25 @@ pub(crate) struct HeadBuffer {
     scanned: usize,
 }
 
+/// The `http` version of an httparse minor version (`1` for HTTP/1.1).
+pub(crate) fn http_version(minor: Option<u8>) -> http::Version {
+    if minor == Some(1) {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_10
+    }
+}
+
+/// Copies parsed headers into `map`; `Err` names what was invalid.
+pub(crate) fn copy_headers(headers: &[httparse::Header<'_>], map: &mut http::HeaderMap) -> Result<(), &'static str> {
+    for h in headers {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
+        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| "invalid header value")?;
+        map.append(name, value);
+    }
+    Ok(())
+}
+
 /// The head is longer than the limit.
 #[derive(Debug)]
 pub(crate) struct HeadTooLarge;

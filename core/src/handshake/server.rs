@@ -4,7 +4,7 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 
-use super::head::HeadBuffer;
+use super::head::{HeadBuffer, copy_headers, http_version};
 use super::header_values::{ExtensionOffer, has_token, header_tokens, is_token, parse_extensions};
 use super::{HandshakeError, accept_key};
 use crate::config::Config;
@@ -389,17 +389,8 @@ impl RequestParser {
             .unwrap_or_default()
             .parse()
             .map_err(|_| malformed("invalid request target"))?;
-        *http.version_mut() = if parsed.version == Some(1) {
-            Version::HTTP_11
-        } else {
-            Version::HTTP_10
-        };
-        let map = http.headers_mut();
-        for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
-            map.append(name, value);
-        }
+        *http.version_mut() = http_version(parsed.version);
+        copy_headers(parsed.headers, http.headers_mut()).map_err(malformed)?;
         let trailing = Bytes::copy_from_slice(&bytes[head_len..]);
         Ok(Some((Request::validate(http)?, trailing)))
     }
