@@ -212,6 +212,13 @@ impl Connection {
         self.state == State::Closed && self.outbox.is_empty()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has something to hand out. A driver uses it to
+    /// hold back writes while the application is still answering the messages of one read, so
+    /// that every answer leaves in one write.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || self.pending_failure.is_some()
+    }
+
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()

@@ -262,8 +262,10 @@ impl Reject {
         self
     }
 
-    /// The rejection a server answers a failed handshake with.
-    pub(crate) fn for_error(error: &HandshakeError) -> Option<Self> {
+    /// The response a server answers a failed handshake with (`None` for errors that are not
+    /// the request's fault, such as the transport closing): its status, headers such as
+    /// `Sec-WebSocket-Version: 13` for a 426, and the error text as the body.
+    pub fn for_error(error: &HandshakeError) -> Option<Self> {
         let mut reject = Self::new(error.status()?).body(error.to_string());
         for (name, value) in error.response_headers() {
             reject.headers.append(name, value);

@@ -1,0 +1,123 @@
+//! Opening handshakes over a stream that is already connected.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use wsengine::{Accept, ClientRequest, Config, Connection, Event, HandshakeError, Reject, Request, Response};
+
+use crate::Timer;
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::websocket::WebSocket;
+
+/// Server: reads the upgrade request from `stream` and accepts it as it is (no subprotocol, no
+/// extra headers; permessage-deflate when `config.deflate` allows it).
+pub async fn accept<S, T>(stream: S, config: impl Into<Arc<Config>>) -> Result<WebSocket<S, T>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    accept_request(stream, config).await?.accept(Accept::new()).await
+}
+
+/// Server: reads the upgrade request and lets `decide` accept it (choosing a subprotocol,
+/// adding headers) or reject it with an HTTP response.
+pub async fn accept_with<S, T, F>(
+    stream: S,
+    config: impl Into<Arc<Config>>,
+    decide: F,
+) -> Result<WebSocket<S, T>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let pending = accept_request(stream, config).await?;
+    match decide(pending.request()) {
+        Ok(accept) => pending.accept(accept).await,
+        Err(reject) => Err(pending.reject(reject).await),
+    }
+}
+
+/// Server: reads the upgrade request and waits for the application's decision, which may take
+/// its time (an async authorization lookup). The opening-handshake timeout keeps running.
+///
+/// Malformed requests are answered by the core (400, 405, 426 with `Sec-WebSocket-Version: 13`,
+/// 431, 408 on timeout) and come back as [`Error::Handshake`].
+pub async fn accept_request<S, T>(stream: S, config: impl Into<Arc<Config>>) -> Result<PendingUpgrade<S, T>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    let mut driver = Driver::<S, T>::new(Connection::server(config, T::now()), stream);
+    loop {
+        if let Event::Request(request) = poll_fn(|cx| driver.poll_event(cx)).await? {
+            return Ok(PendingUpgrade { driver, request });
+        }
+    }
+}
+
+/// An upgrade request waiting for [`accept`](Self::accept) or [`reject`](Self::reject).
+#[derive(Debug)]
+pub struct PendingUpgrade<S, T> {
+    driver: Driver<S, T>,
+    request: Box<Request>,
+}
+
+impl<S, T> PendingUpgrade<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    /// The request: path, query, headers, origin, offered subprotocols and extensions.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Sends the `101` response and returns the open connection.
+    pub async fn accept(mut self, accept: Accept) -> Result<WebSocket<S, T>, Error> {
+        self.driver.conn.accept(T::now(), accept)?;
+        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
+        tracing::debug!(path = self.request.path(), protocol = ?self.driver.conn.protocol(), "websocket accepted");
+        Ok(WebSocket::from_driver(self.driver))
+    }
+
+    /// Sends the rejection response and closes the transport; returns the error that says so.
+    pub async fn reject(mut self, reject: Reject) -> Error {
+        if let Err(misuse) = self.driver.conn.reject(reject) {
+            return misuse.into();
+        }
+        loop {
+            match poll_fn(|cx| self.driver.poll_event(cx)).await {
+                Ok(_) => {}
+                Err(error) => return error,
+            }
+        }
+    }
+}
+
+/// Client: runs the opening handshake of `request` over a connected `stream` (TCP, TLS or
+/// anything else) and returns the open connection with the server's response.
+pub async fn client<S, T>(
+    stream: S,
+    request: &ClientRequest,
+    config: impl Into<Arc<Config>>,
+) -> Result<(WebSocket<S, T>, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    let mut driver = Driver::<S, T>::new(Connection::client(config, request, T::now()), stream);
+    loop {
+        match poll_fn(|cx| driver.poll_event(cx)).await {
+            Ok(Event::Connected(response)) => {
+                tracing::debug!(uri = %request.uri(), protocol = ?response.protocol(), "websocket connected");
+                return Ok((WebSocket::from_driver(driver), *response));
+            }
+            Ok(_) => {}
+            Err(Error::AlreadyClosed) => return Err(HandshakeError::Closed.into()),
+            Err(error) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The [`WebSocket`] value: async receive and send over one connection.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_sink::Sink;
+use wsengine::{
+    ApiMisuse, CloseCode, CloseInfo, Config, Connection, Event, Fragment, Message, MessageKind, Negotiated,
+    PreparedMessage, Role,
+};
+
+use crate::Timer;
+use crate::driver::Driver;
+use crate::error::{Error, TrySendError};
+
+/// Everything [`recv_incoming`](WebSocket::recv_incoming) can hand out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A complete message.
+    Message(Message),
+    /// One frame of a message (only with `Config::deliver_fragments`).
+    Fragment(Fragment),
+    /// A ping arrived (already answered unless `Config::auto_pong` is off).
+    Ping(Bytes),
+    /// A pong arrived.
+    Pong(Bytes),
+}
+
+/// An open WebSocket connection over stream `S`, timed by `T`.
+///
+/// Receiving drives the connection: keep a [`recv`](Self::recv) (or the [`Reader`](crate::Reader)
+/// half) polled, since that is what reads the peer's frames, answers pings and close frames, and
+/// runs the heartbeat and close timers. [`send`](Self::send) writes at once, except while the
+/// messages of one read are still being received: then everything sent in reply leaves together
+/// in one write when `recv` next waits. [`feed`](Self::feed) always defers; [`flush`](Self::flush)
+/// writes.
+///
+/// `recv` is cancel-safe: all parse state lives in the core, so dropping its future loses
+/// nothing.
+#[derive(Debug)]
+pub struct WebSocket<S, T> {
+    pub(crate) driver: Driver<S, T>,
+}
+
+impl<S, T> WebSocket<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    pub(crate) fn from_driver(driver: Driver<S, T>) -> Self {
+        Self { driver }
+    }
+
+    /// Wraps a stream whose opening handshake was done elsewhere (an HTTP server's upgrade):
+    /// `negotiated` is what the handshake agreed on.
+    pub fn from_upgraded(stream: S, role: Role, config: impl Into<Arc<Config>>, negotiated: &Negotiated) -> Self {
+        let conn = Connection::upgraded(role, config, negotiated, T::now());
+        Self::from_driver(Driver::new(conn, stream))
+    }
+
+    // ----- Getters -----
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.driver.conn.protocol()
+    }
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.driver.conn.role()
+    }
+
+    /// The core state machine, for inspection.
+    pub fn connection(&self) -> &Connection {
+        &self.driver.conn
+    }
+
+    /// How the connection closed, once it has.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.driver.close_info()
+    }
+
+    /// Bytes queued for the peer and not yet written.
+    pub fn buffered_amount(&self) -> usize {
+        self.driver.buffered_amount()
+    }
+
+    /// The queue size at which `send` waits and `try_send` refuses.
+    pub fn write_buffer_limit(&self) -> usize {
+        self.driver.write_limit
+    }
+
+    /// Sets the queue size at which `send` waits and `try_send` refuses (default
+    /// [`DEFAULT_WRITE_BUFFER_LIMIT`](crate::DEFAULT_WRITE_BUFFER_LIMIT)). Reading also pauses
+    /// while more than this is queued, so a peer that does not read cannot make us buffer
+    /// without bound.
+    pub fn set_write_buffer_limit(&mut self, bytes: usize) {
+        self.driver.write_limit = bytes.max(1);
+    }
+
+    // ----- Receiving -----
+
+    /// The next message. Pings and pongs are handled and skipped. Ends with
+    /// [`Error::Closed`] (carrying the close code, reason and cause; a dead peer shows as
+    /// [`CloseCause::PongTimeout`](wsengine::CloseCause::PongTimeout)), then
+    /// [`Error::AlreadyClosed`].
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Poll form of [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        poll_message(&mut self.driver, cx)
+    }
+
+    /// The next message, fragment, ping or pong.
+    pub async fn recv_incoming(&mut self) -> Result<Incoming, Error> {
+        poll_fn(|cx| poll_incoming(&mut self.driver, cx)).await
+    }
+
+    // ----- Sending -----
+
+    /// Sends a message: waits while the queue is over its limit, then queues and writes it
+    /// (or leaves it for the end of the current read batch, see the type's docs).
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        self.command(false, |conn| conn.send(message)).await
+    }
+
+    /// Queues a message without writing it; it leaves with the next write.
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        self.command(true, |conn| conn.send(message)).await
+    }
+
+    /// Queues a message if the queue is below its limit, without waiting; the message is
+    /// written by the next `recv`, `send` or `flush`.
+    pub fn try_send(&mut self, message: impl Into<Message>) -> Result<(), TrySendError> {
+        let message = message.into();
+        if let Err(error) = self.driver.check_sendable() {
+            return Err(TrySendError::Error(error));
+        }
+        if self.driver.buffered_amount() >= self.driver.write_limit {
+            return Err(TrySendError::Full(message));
+        }
+        let result = self.driver.conn.send(message);
+        map_misuse(&self.driver, result).map_err(TrySendError::Error)
+    }
+
+    /// Sends a message framed once for many connections (see [`PreparedMessage`]).
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        self.command(false, |conn| conn.send_prepared(message)).await
+    }
+
+    /// Sends one fragment of a message (see [`Connection::send_fragment`]).
+    pub async fn send_fragment(&mut self, kind: MessageKind, data: Bytes, is_final: bool) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        self.command(false, |conn| conn.send_fragment(kind, data, is_final))
+            .await
+    }
+
+    /// Sends a ping (at most 125 bytes).
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.command(false, |conn| conn.ping(payload)).await
+    }
+
+    /// Sends an unsolicited pong (at most 125 bytes).
+    pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.command(false, |conn| conn.pong(payload)).await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_flush(cx)).await
+    }
+
+    /// Closes the connection: sends a close frame with `code` and `reason`, then keeps reading
+    /// (dropping any message still in flight) until the peer answers or `close_timeout` passes,
+    /// and finishes the transport. If the peer closed first, finishes its close handshake.
+    /// Returns how the connection ended.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {
+        if self.driver.conn.is_open() {
+            self.driver.conn.close(T::now(), code, reason)?;
+        }
+        loop {
+            match poll_fn(|cx| self.driver.poll_event(cx)).await {
+                Ok(_) => {}
+                Err(Error::Closed(info)) => return Ok(info),
+                Err(Error::AlreadyClosed) => {
+                    return self.driver.close_info().cloned().ok_or(Error::AlreadyClosed);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Splits into a receiving half and a cloneable sending half that can live in different
+    /// tasks. Pongs and close replies are still sent by whichever half runs next.
+    pub fn split(self) -> (crate::Reader<S, T>, crate::Writer<S, T>) {
+        crate::split::split(self.driver)
+    }
+
+    async fn command(
+        &mut self,
+        defer: bool,
+        f: impl FnOnce(&mut Connection) -> Result<(), ApiMisuse>,
+    ) -> Result<(), Error> {
+        self.driver.check_sendable()?;
+        let result = f(&mut self.driver.conn);
+        map_misuse(&self.driver, result)?;
+        poll_fn(|cx| self.driver.after_command(cx, defer)).await
+    }
+}
+
+/// A command refused because the connection is closing is reported as closed, not as misuse:
+/// the peer may have closed first.
+pub(crate) fn map_misuse<S, T>(driver: &Driver<S, T>, result: Result<(), ApiMisuse>) -> Result<(), Error> {
+    match result {
+        Err(ApiMisuse::AlreadyClosing | ApiMisuse::NotOpen) if !driver.conn.is_handshaking() => {
+            Err(Error::AlreadyClosed)
+        }
+        other => other.map_err(Error::Misuse),
+    }
+}
+
+pub(crate) fn poll_incoming<S, T>(driver: &mut Driver<S, T>, cx: &mut Context<'_>) -> Poll<Result<Incoming, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    loop {
+        let incoming = match ready!(driver.poll_event(cx))? {
+            Event::Message(message) => Incoming::Message(message),
+            Event::Fragment(fragment) => Incoming::Fragment(fragment),
+            Event::Ping(payload) => Incoming::Ping(payload),
+            Event::Pong(payload) => Incoming::Pong(payload),
+            // Handshake events belong to the handshake, which is over.
+            _ => continue,
+        };
+        return Poll::Ready(Ok(incoming));
+    }
+}
+
+pub(crate) fn poll_message<S, T>(driver: &mut Driver<S, T>, cx: &mut Context<'_>) -> Poll<Result<Message, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    loop {
+        match ready!(poll_incoming(driver, cx))? {
+            Incoming::Message(message) => return Poll::Ready(Ok(message)),
+            Incoming::Fragment(_) => return Poll::Ready(Err(Error::UnexpectedFragment)),
+            Incoming::Ping(_) | Incoming::Pong(_) => {}
+        }
+    }
+}
+
+/// A stream item for a receive result: the end of the connection ends the stream.
+pub(crate) fn stream_item(result: Result<Message, Error>) -> Option<Result<Message, Error>> {
+    match result {
+        Ok(message) => Some(Ok(message)),
+        Err(Error::AlreadyClosed) => None,
+        Err(Error::Closed(info)) if info.clean => None,
+        Err(error) => Some(Err(error)),
+    }
+}
+
+/// Messages until the connection ends. A clean close ends the stream; anything else yields one
+/// error first ([`close_info`](WebSocket::close_info) has the details either way).
+impl<S, T> Stream for WebSocket<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let result = ready!(self.get_mut().poll_recv(cx));
+        Poll::Ready(stream_item(result))
+    }
+}
+
+/// `start_send` queues; `poll_flush` writes; `poll_close` runs the close handshake with 1000.
+impl<S, T, M> Sink<M> for WebSocket<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+    M: Into<Message>,
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().driver.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Error> {
+        let driver = &mut self.get_mut().driver;
+        driver.check_sendable()?;
+        let result = driver.conn.send(item.into());
+        map_misuse(driver, result)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().driver.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let driver = &mut self.get_mut().driver;
+        if driver.conn.is_open() {
+            driver.conn.close(T::now(), CloseCode::NORMAL, "")?;
+        }
+        loop {
+            match ready!(driver.poll_event(cx)) {
+                Ok(_) => {}
+                Err(Error::Closed(_) | Error::AlreadyClosed) => return Poll::Ready(Ok(())),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
