@@ -1,7 +1,118 @@
-//! The smol driver of [wsengine](https://docs.rs/wsengine).
+//! [wsengine](https://docs.rs/wsengine) over smol (async-io): WebSocket servers and clients on
+//! any `futures_io` stream, and `ws://` and `wss://` (futures-rustls) clients.
 //!
-//! This crate is a placeholder until its own issue lands: the driver loop will follow the
-//! run-loop contract documented on [`wsengine::Connection`].
+//! Every protocol rule lives in the sans-IO core; this crate supplies async-io's sockets and
+//! timers and futures-rustls to the shared driver loop (`wsengine-driver`). It has the same API
+//! as `wsengine-tokio` except for the HTTP-server upgrade, which needs hyper and is tokio-only
+//! (hyper's upgraded connections can still be adapted by hand; see the README).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), wsengine_smol::Error> {
+//! use wsengine_smol::{Config, accept};
+//!
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:9003").await?;
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         smol::spawn(async move {
+//!             let mut ws = accept(tcp, Config::default()).await?;
+//!             while let Ok(message) = ws.recv().await {
+//!                 ws.send(message).await?;
+//!             }
+//!             Ok::<_, wsengine_smol::Error>(())
+//!         })
+//!         .detach();
+//!     }
+//! })
+//! # }
+//! ```
+//!
+//! Receiving drives the connection (reads, pong and close replies, heartbeats): keep a
+//! `recv()` pending, or split the socket and keep the [`Reader`] polled.
 #![deny(missing_docs)]
 
-pub use wsengine;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+pub use wsengine::{
+    self, Accept, ClientRequest, CloseCause, CloseCode, CloseInfo, Config, DeflateConfig, HandshakeError, Message,
+    MessageKind, PreparedMessage, Reject, Request, Response, Role,
+};
+pub use wsengine_driver::futures_io::{AsyncRead, AsyncWrite};
+pub use wsengine_driver::{ConnectOptions, Error, Incoming, TrySendError};
+
+mod connect;
+
+pub use connect::{MaybeTlsStream, connect, connect_with};
+
+/// A WebSocket over the stream `S`.
+pub type WebSocket<S = MaybeTlsStream> = wsengine_driver::WebSocket<S, SmolTimer>;
+/// The receiving half of a split [`WebSocket`].
+pub type Reader<S = MaybeTlsStream> = wsengine_driver::Reader<S, SmolTimer>;
+/// A cloneable sending half of a split [`WebSocket`].
+pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<S, SmolTimer>;
+/// An upgrade request waiting for the application's decision.
+pub type PendingUpgrade<S> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
+
+/// Server: reads the upgrade request from `stream` and accepts it.
+pub async fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    wsengine_driver::accept(stream, config).await
+}
+
+/// Server: reads the upgrade request and lets `decide` accept (subprotocol, headers) or reject
+/// it (status, headers, body).
+pub async fn accept_with<S, F>(stream: S, config: impl Into<Arc<Config>>, decide: F) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    wsengine_driver::accept_with(stream, config, decide).await
+}
+
+/// Server: reads the upgrade request and returns it for an asynchronous decision.
+pub async fn accept_request<S>(stream: S, config: impl Into<Arc<Config>>) -> Result<PendingUpgrade<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    wsengine_driver::accept_request(stream, config).await
+}
+
+/// Client: runs the opening handshake of `request` over a stream the caller connected.
+pub async fn client<S>(
+    stream: S,
+    request: &ClientRequest,
+    config: impl Into<Arc<Config>>,
+) -> Result<(WebSocket<S>, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    wsengine_driver::client(stream, request, config).await
+}
+
+/// async-io's timer for the driver.
+#[derive(Debug)]
+pub struct SmolTimer(async_io::Timer);
+
+impl wsengine_driver::Timer for SmolTimer {
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    fn at(deadline: Instant) -> Self {
+        Self(async_io::Timer::at(deadline))
+    }
+
+    fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}

@@ -33,8 +33,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use wsengine::{
-    self, Accept, ClientRequest, CloseCause, CloseCode, CloseInfo, Config, HandshakeError, Message, MessageKind,
-    PreparedMessage, Reject, Request, Response, Role,
+    self, Accept, ClientRequest, CloseCause, CloseCode, CloseInfo, Config, DeflateConfig, HandshakeError, Message,
+    MessageKind, PreparedMessage, Reject, Request, Response, Role,
 };
 pub use wsengine_driver::{ConnectOptions, Error, Incoming, TrySendError};
 

@@ -1,0 +1,56 @@
+//! The shared conformance suite (wsengine-driver's `conformance` module) on smol.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::net::{TcpListener, TcpStream};
+use wsengine_driver::conformance::Harness;
+use wsengine_smol::{ClientRequest, ConnectOptions, Error, MaybeTlsStream, Response, SmolTimer, WebSocket};
+
+struct Smol;
+
+impl Harness for Smol {
+    type Stream = TcpStream;
+    type TlsStream = futures_rustls::server::TlsStream<TcpStream>;
+    type Client = MaybeTlsStream;
+    type Timer = SmolTimer;
+    type Listener = TcpListener;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        smol::block_on(future)
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
+        smol::spawn(future).detach();
+    }
+
+    async fn sleep(duration: Duration) {
+        smol::Timer::after(duration).await;
+    }
+
+    async fn listen() -> (TcpListener, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    async fn accept(listener: &TcpListener) -> TcpStream {
+        listener.accept().await.unwrap().0
+    }
+
+    async fn accept_tls(listener: &TcpListener, config: Arc<futures_rustls::rustls::ServerConfig>) -> Self::TlsStream {
+        let tcp = listener.accept().await.unwrap().0;
+        futures_rustls::TlsAcceptor::from(config).accept(tcp).await.unwrap()
+    }
+
+    async fn tcp_connect(port: u16) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", port)).await.unwrap()
+    }
+
+    async fn connect(request: ClientRequest, options: ConnectOptions) -> Result<(WebSocket, Response), Error> {
+        wsengine_smol::connect_with(&request, &options).await
+    }
+}
+
+wsengine_driver::conformance_tests!(Smol);
