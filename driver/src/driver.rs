@@ -25,8 +25,9 @@ thread_local! {
 enum End {
     /// The final event has not been seen.
     Running,
-    /// The core reported its final event; the transport is being finished.
-    Finishing(Outcome),
+    /// The core reported its final event; the transport is being finished. (Boxed, like
+    /// `close_info`: rare, and every open connection would carry its size.)
+    Finishing(Box<Outcome>),
     /// The outcome was returned to the application.
     Reported,
 }
@@ -51,7 +52,7 @@ pub(crate) struct Driver<S, T> {
     shut: bool,
     end: End,
     /// The last close, for `close_info()`.
-    close_info: Option<CloseInfo>,
+    close_info: Option<Box<CloseInfo>>,
     pub(crate) write_limit: usize,
 }
 
@@ -75,7 +76,7 @@ where
     }
 
     pub(crate) fn close_info(&self) -> Option<&CloseInfo> {
-        self.close_info.as_ref()
+        self.close_info.as_deref()
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -101,12 +102,12 @@ where
                     match event {
                         Event::Closed(info) => {
                             trace_close(&info);
-                            self.close_info = Some(info.clone());
-                            self.end = End::Finishing(Outcome::Closed(info));
+                            self.close_info = Some(Box::new(info.clone()));
+                            self.end = End::Finishing(Box::new(Outcome::Closed(info)));
                         }
                         Event::HandshakeFailed(error) => {
                             tracing::debug!(%error, "websocket opening handshake failed");
-                            self.end = End::Finishing(Outcome::Handshake(error));
+                            self.end = End::Finishing(Box::new(Outcome::Handshake(error)));
                         }
                         event => return Poll::Ready(Ok(event)),
                     }
@@ -122,7 +123,7 @@ where
                     // error response) to leave, then close the transport.
                     return Poll::Pending;
                 }
-                if self.conn.close_expected() || self.eof || matches!(self.end, End::Finishing(Outcome::Io(_))) {
+                if self.conn.close_expected() || self.eof {
                     return self.poll_finish(cx);
                 }
             }
@@ -263,10 +264,10 @@ where
             self.conn.handle_eof(T::now());
             while let Some(event) = self.conn.poll_event() {
                 if let Event::Closed(info) = event {
-                    self.close_info = Some(info);
+                    self.close_info = Some(Box::new(info));
                 }
             }
-            self.end = End::Finishing(Outcome::Io(error));
+            self.end = End::Finishing(Box::new(Outcome::Io(error)));
         }
         // Drop whatever the core still wanted to send: the transport cannot take it.
         while self.conn.poll_transmit().is_some() {}
@@ -281,9 +282,11 @@ where
         }
         self.timer = None;
         let error = match std::mem::replace(&mut self.end, End::Reported) {
-            End::Finishing(Outcome::Closed(info)) => Error::Closed(info),
-            End::Finishing(Outcome::Handshake(error)) => Error::Handshake(error),
-            End::Finishing(Outcome::Io(error)) => Error::Io(error),
+            End::Finishing(outcome) => match *outcome {
+                Outcome::Closed(info) => Error::Closed(info),
+                Outcome::Handshake(error) => Error::Handshake(error),
+                Outcome::Io(error) => Error::Io(error),
+            },
             End::Running | End::Reported => Error::AlreadyClosed,
         };
         Poll::Ready(Err(error))

@@ -18,7 +18,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
-    accept_request(stream, config).await?.accept(Accept::new()).await
+    // Boxed: the handshake's state is large and short-lived, and a future's size is that of
+    // its largest state, which the caller's task would otherwise carry for the connection's
+    // whole life.
+    Box::pin(async move { accept_request(stream, config).await?.accept(Accept::new()).await }).await
 }
 
 /// Server: reads the upgrade request and lets `decide` accept it (choosing a subprotocol,
@@ -33,11 +36,14 @@ where
     T: Timer,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let pending = accept_request(stream, config).await?;
-    match decide(pending.request()) {
-        Ok(accept) => pending.accept(accept).await,
-        Err(reject) => Err(pending.reject(reject).await),
-    }
+    Box::pin(async move {
+        let pending = accept_request(stream, config).await?;
+        match decide(pending.request()) {
+            Ok(accept) => pending.accept(accept).await,
+            Err(reject) => Err(pending.reject(reject).await),
+        }
+    })
+    .await
 }
 
 /// Server: reads the upgrade request and waits for the application's decision, which may take
@@ -50,7 +56,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
-    let mut driver = Driver::<S, T>::new(Connection::server(config, T::now()), stream);
+    let mut driver = Box::new(Driver::<S, T>::new(Connection::server(config, T::now()), stream));
     loop {
         if let Event::Request(request) = poll_fn(|cx| driver.poll_event(cx)).await? {
             return Ok(PendingUpgrade { driver, request });
@@ -61,7 +67,7 @@ where
 /// An upgrade request waiting for [`accept`](Self::accept) or [`reject`](Self::reject).
 #[derive(Debug)]
 pub struct PendingUpgrade<S, T> {
-    driver: Driver<S, T>,
+    driver: Box<Driver<S, T>>,
     request: Box<Request>,
 }
 
@@ -76,11 +82,15 @@ where
     }
 
     /// Sends the `101` response and returns the open connection.
-    pub async fn accept(mut self, accept: Accept) -> Result<WebSocket<S, T>, Error> {
-        self.driver.conn.accept(T::now(), accept)?;
-        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
-        tracing::debug!(path = self.request.path(), protocol = ?self.driver.conn.protocol(), "websocket accepted");
-        Ok(WebSocket::from_driver(self.driver))
+    pub async fn accept(self, accept: Accept) -> Result<WebSocket<S, T>, Error> {
+        Box::pin(async move {
+            let mut this = self;
+            this.driver.conn.accept(T::now(), accept)?;
+            poll_fn(|cx| this.driver.poll_flush(cx)).await?;
+            tracing::debug!(path = this.request.path(), protocol = ?this.driver.conn.protocol(), "websocket accepted");
+            Ok(WebSocket::from_driver(*this.driver))
+        })
+        .await
     }
 
     /// Sends the rejection response and closes the transport; returns the error that says so.
@@ -108,16 +118,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
-    let mut driver = Driver::<S, T>::new(Connection::client(config, request, T::now()), stream);
-    loop {
-        match poll_fn(|cx| driver.poll_event(cx)).await {
-            Ok(Event::Connected(response)) => {
-                tracing::debug!(uri = %request.uri(), protocol = ?response.protocol(), "websocket connected");
-                return Ok((WebSocket::from_driver(driver), *response));
+    Box::pin(async move {
+        let mut driver = Driver::<S, T>::new(Connection::client(config, request, T::now()), stream);
+        loop {
+            match poll_fn(|cx| driver.poll_event(cx)).await {
+                Ok(Event::Connected(response)) => {
+                    tracing::debug!(uri = %request.uri(), protocol = ?response.protocol(), "websocket connected");
+                    return Ok((WebSocket::from_driver(driver), *response));
+                }
+                Ok(_) => {}
+                Err(Error::AlreadyClosed) => return Err(HandshakeError::Closed.into()),
+                Err(error) => return Err(error),
             }
-            Ok(_) => {}
-            Err(Error::AlreadyClosed) => return Err(HandshakeError::Closed.into()),
-            Err(error) => return Err(error),
         }
-    }
+    })
+    .await
 }
