@@ -7,11 +7,17 @@ use axum::response::Response;
 use axum::routing::any;
 use http::StatusCode;
 use wsengine_tokio::upgrade::upgrade;
-use wsengine_tokio::{Accept, ClientRequest, CloseCode, Config, ConnectOptions, Error, HandshakeError, Message, Reject};
+use wsengine_tokio::{
+    Accept, ClientRequest, CloseCode, Config, ConnectOptions, Error, HandshakeError, Message, Reject,
+};
 
 #[allow(clippy::result_large_err)]
 fn decide(request: &wsengine_tokio::Request) -> Result<Accept, Reject> {
-    if request.headers().get("authorization").is_none_or(|v| v != "Bearer good") {
+    if request
+        .headers()
+        .get("authorization")
+        .is_none_or(|v| v != "Bearer good")
+    {
         return Err(Reject::new(StatusCode::UNAUTHORIZED).body("who are you?"));
     }
     Ok(Accept::new().protocol("echo"))
@@ -49,7 +55,9 @@ async fn axum_upgrade_accepts_echoes_and_closes() {
         .protocol("echo")
         .header("Authorization", "Bearer good")
         .unwrap();
-    let (mut ws, response) = wsengine_tokio::connect_with(&request, &ConnectOptions::default()).await.unwrap();
+    let (mut ws, response) = wsengine_tokio::connect_with(&request, &ConnectOptions::default())
+        .await
+        .unwrap();
     assert_eq!(response.protocol(), Some("echo"));
     ws.send("through axum").await.unwrap();
     assert_eq!(ws.recv().await.unwrap(), Message::from("through axum"));
@@ -64,16 +72,26 @@ async fn axum_upgrade_accepts_echoes_and_closes() {
 async fn axum_upgrade_rejects_and_refuses() {
     let port = serve().await;
     let request = ClientRequest::new(format!("ws://127.0.0.1:{port}/ws").as_str()).unwrap();
-    let error = wsengine_tokio::connect_with(&request, &ConnectOptions::default()).await.map(|_| ()).unwrap_err();
+    let error = wsengine_tokio::connect_with(&request, &ConnectOptions::default())
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(
-        matches!(error, Error::Handshake(HandshakeError::UnexpectedStatus(StatusCode::UNAUTHORIZED))),
+        matches!(
+            error,
+            Error::Handshake(HandshakeError::UnexpectedStatus(StatusCode::UNAUTHORIZED))
+        ),
         "{error:?}"
     );
 
     // A plain GET is told to upgrade; a wrong version is told which one to use.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for (request, status, header) in [
-        ("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "426", "upgrade: websocket"),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "426",
+            "upgrade: websocket",
+        ),
         (
             "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
