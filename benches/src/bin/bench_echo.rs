@@ -91,9 +91,12 @@ async fn fastwebsockets_echo(mut tcp: tokio::net::TcpStream) {
     let mut ws = FragmentCollector::new(WebSocket::after_handshake(tcp, Role::Server));
     while let Ok(frame) = ws.read_frame().await {
         match frame.opcode {
-            OpCode::Text | OpCode::Binary if ws.write_frame(frame).await.is_err() => break,
+            OpCode::Text | OpCode::Binary => {}
             OpCode::Close => break,
-            _ => {}
+            _ => continue,
+        }
+        if ws.write_frame(frame).await.is_err() {
+            break;
         }
     }
 }
