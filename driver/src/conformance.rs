@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             split_halves_under_concurrent_load,
             recv_cancelled_mid_message_loses_nothing,
             backpressure_reports_full_queue,
+            close_completes_when_peer_stops_reading,
             stream_and_sink,
             tls_with_custom_root,
             connect_failures_are_errors,
@@ -669,6 +670,31 @@ pub async fn backpressure_reports_full_queue<H: Harness>() {
             Either::Right(_)
         );
         assert!(waited, "send must wait on a full queue");
+    })
+    .await;
+}
+
+pub async fn close_completes_when_peer_stops_reading<H: Harness>() {
+    let mut config = quick_config();
+    config.close_timeout = Duration::from_millis(300);
+    let (_client, mut server) = pair::<H>(quick_config(), config).await;
+    server.set_write_buffer_limit(128 * 1024);
+    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+    within::<H, _>(20, "close to a stuck peer", async {
+        // Fill every buffer between us and the peer, which never reads.
+        let mut full = 0;
+        while full < 20 {
+            match server.try_send(chunk.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => full += 1,
+                Err(TrySendError::Error(e)) => panic!("{e}"),
+            }
+            let _ = select(pin!(server.flush()), pin!(H::sleep(Duration::from_millis(2)))).await;
+        }
+        // The close frame cannot leave; close() still ends, bounded by the close timeout.
+        let info = server.close(CloseCode::GOING_AWAY, "").await.unwrap();
+        assert_eq!(info.cause, CloseCause::CloseTimeout, "{info:?}");
+        assert!(!info.clean);
     })
     .await;
 }

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use wsengine::{CloseInfo, Connection, Event, HandshakeError};
@@ -51,6 +52,8 @@ pub(crate) struct Driver<S, T> {
     /// The transport was closed on our side.
     shut: bool,
     end: End,
+    /// When the last bytes must have left once the connection is over.
+    finish_deadline: Option<Instant>,
     /// The last close, for `close_info()`.
     close_info: Option<Box<CloseInfo>>,
     pub(crate) write_limit: usize,
@@ -71,6 +74,7 @@ where
             shut: false,
             end: End::Running,
             close_info: None,
+            finish_deadline: None,
             write_limit: crate::DEFAULT_WRITE_BUFFER_LIMIT,
         }
     }
@@ -120,8 +124,17 @@ where
             if let End::Finishing(_) = self.end {
                 if !self.out.is_empty() {
                     // Nothing more will be read: wait for the last bytes (a close frame, an
-                    // error response) to leave, then close the transport.
-                    return Poll::Pending;
+                    // error response) to leave, then close the transport; but a peer that does
+                    // not read gets `close_timeout` to take them, not forever.
+                    let deadline = *self
+                        .finish_deadline
+                        .get_or_insert_with(|| T::now() + self.conn.config().close_timeout);
+                    if T::now() < deadline && self.arm_timer(deadline).poll_expired(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    tracing::debug!("websocket peer did not read the last bytes in time");
+                    self.out = WriteQueue::default();
+                    self.eof = true;
                 }
                 if self.conn.close_expected() || self.eof {
                     return self.poll_finish(cx);
@@ -214,19 +227,18 @@ where
         let Some(deadline) = self.conn.poll_timeout() else {
             return Poll::Pending;
         };
-        let now = T::now();
-        if now < deadline {
-            let timer = match &mut self.timer {
-                Some(timer) => {
-                    timer.reset(deadline);
-                    timer
-                }
-                None => self.timer.insert(T::at(deadline)),
-            };
-            ready!(timer.poll_expired(cx));
+        if T::now() < deadline {
+            ready!(self.arm_timer(deadline).poll_expired(cx));
         }
         self.conn.handle_timeout(T::now().max(deadline));
         Poll::Ready(())
+    }
+
+    fn arm_timer(&mut self, deadline: Instant) -> &mut T {
+        if let Some(timer) = &mut self.timer {
+            timer.reset(deadline);
+        }
+        self.timer.get_or_insert_with(|| T::at(deadline))
     }
 
     /// Reads once into the shared buffer and feeds the core; ready when something happened.
