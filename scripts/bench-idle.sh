@@ -12,7 +12,11 @@ servers=(wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-web
 port="${BENCH_PORT:-9350}"
 cargo build --release -p wsengine-benches --bin bench_echo --bin loadgen
 bin="$root/target/release"
-ulimit -n $((count * 2 + 1000))
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((count + 200)) ]; then
+  echo "bench-idle: $count connections need $((count + 200)) file descriptors per process; the limit is $(ulimit -n)" >&2
+  exit 1
+fi
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT

@@ -1,6 +1,6 @@
 //! Opening handshakes over a stream that is already connected.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -13,37 +13,39 @@ use crate::websocket::WebSocket;
 
 /// Server: reads the upgrade request from `stream` and accepts it as it is (no subprotocol, no
 /// extra headers; permessage-deflate when `config.deflate` allows it).
-pub async fn accept<S, T>(stream: S, config: impl Into<Arc<Config>>) -> Result<WebSocket<S, T>, Error>
+///
+/// The handshake functions return boxed futures: the handshake's state is large and
+/// short-lived, and a task's future is as large as its largest state, which a server's
+/// connection task would otherwise carry for its whole life.
+pub fn accept<S, T>(stream: S, config: impl Into<Arc<Config>>) -> impl Future<Output = Result<WebSocket<S, T>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
-    // Boxed: the handshake's state is large and short-lived, and a future's size is that of
-    // its largest state, which the caller's task would otherwise carry for the connection's
-    // whole life.
-    Box::pin(async move { accept_request(stream, config).await?.accept(Accept::new()).await }).await
+    let request = accept_request(stream, config);
+    Box::pin(async move { request.await?.accept(Accept::new()).await })
 }
 
 /// Server: reads the upgrade request and lets `decide` accept it (choosing a subprotocol,
 /// adding headers) or reject it with an HTTP response.
-pub async fn accept_with<S, T, F>(
+pub fn accept_with<S, T, F>(
     stream: S,
     config: impl Into<Arc<Config>>,
     decide: F,
-) -> Result<WebSocket<S, T>, Error>
+) -> impl Future<Output = Result<WebSocket<S, T>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
+    let request = accept_request(stream, config);
     Box::pin(async move {
-        let pending = accept_request(stream, config).await?;
+        let pending = request.await?;
         match decide(pending.request()) {
             Ok(accept) => pending.accept(accept).await,
             Err(reject) => Err(pending.reject(reject).await),
         }
     })
-    .await
 }
 
 /// Server: reads the upgrade request and waits for the application's decision, which may take
@@ -51,17 +53,22 @@ where
 ///
 /// Malformed requests are answered by the core (400, 405, 426 with `Sec-WebSocket-Version: 13`,
 /// 431, 408 on timeout) and come back as [`Error::Handshake`].
-pub async fn accept_request<S, T>(stream: S, config: impl Into<Arc<Config>>) -> Result<PendingUpgrade<S, T>, Error>
+pub fn accept_request<S, T>(
+    stream: S,
+    config: impl Into<Arc<Config>>,
+) -> impl Future<Output = Result<PendingUpgrade<S, T>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
     let mut driver = Box::new(Driver::<S, T>::new(Connection::server(config, T::now()), stream));
-    loop {
-        if let Event::Request(request) = poll_fn(|cx| driver.poll_event(cx)).await? {
-            return Ok(PendingUpgrade { driver, request });
+    Box::pin(async move {
+        loop {
+            if let Event::Request(request) = poll_fn(|cx| driver.poll_event(cx)).await? {
+                return Ok(PendingUpgrade { driver, request });
+            }
         }
-    }
+    })
 }
 
 /// An upgrade request waiting for [`accept`](Self::accept) or [`reject`](Self::reject).
@@ -109,17 +116,17 @@ where
 
 /// Client: runs the opening handshake of `request` over a connected `stream` (TCP, TLS or
 /// anything else) and returns the open connection with the server's response.
-pub async fn client<S, T>(
+pub fn client<S, T>(
     stream: S,
     request: &ClientRequest,
     config: impl Into<Arc<Config>>,
-) -> Result<(WebSocket<S, T>, Response), Error>
+) -> impl Future<Output = Result<(WebSocket<S, T>, Response), Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Timer,
 {
+    let mut driver = Driver::<S, T>::new(Connection::client(config, request, T::now()), stream);
     Box::pin(async move {
-        let mut driver = Driver::<S, T>::new(Connection::client(config, request, T::now()), stream);
         loop {
             match poll_fn(|cx| driver.poll_event(cx)).await {
                 Ok(Event::Connected(response)) => {
@@ -132,5 +139,4 @@ where
             }
         }
     })
-    .await
 }

@@ -1,6 +1,6 @@
 //! The [`WebSocket`] value: async receive and send over one connection.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -128,17 +128,15 @@ where
 
     /// Sends a message: waits while the queue is over its limit, then queues and writes it
     /// (or leaves it for the end of the current read batch, see the type's docs).
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn send(&mut self, message: impl Into<Message>) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
-        self.command(false, |conn| conn.send(message)).await
+        self.command(false, true, |conn| conn.send(message))
     }
 
     /// Queues a message without writing it; it leaves with the next write.
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn feed(&mut self, message: impl Into<Message>) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
-        self.command(true, |conn| conn.send(message)).await
+        self.command(true, true, |conn| conn.send(message))
     }
 
     /// Queues a message if the queue is below its limit, without waiting; the message is
@@ -156,28 +154,33 @@ where
     }
 
     /// Sends a message framed once for many connections (see [`PreparedMessage`]).
-    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
-        self.command(false, |conn| conn.send_prepared(message)).await
+    pub fn send_prepared<'a>(
+        &'a mut self,
+        message: &'a PreparedMessage,
+    ) -> impl Future<Output = Result<(), Error>> + 'a {
+        self.command(false, true, |conn| conn.send_prepared(message))
     }
 
     /// Sends one fragment of a message (see [`Connection::send_fragment`]).
-    pub async fn send_fragment(&mut self, kind: MessageKind, data: Bytes, is_final: bool) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
-        self.command(false, |conn| conn.send_fragment(kind, data, is_final))
-            .await
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: Bytes,
+        is_final: bool,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.command(false, true, move |conn| conn.send_fragment(kind, data, is_final))
     }
 
     /// Sends a ping (at most 125 bytes).
-    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> impl Future<Output = Result<(), Error>> + '_ {
         let payload = payload.into();
-        self.command(false, |conn| conn.ping(payload)).await
+        self.command(false, false, |conn| conn.ping(payload))
     }
 
     /// Sends an unsolicited pong (at most 125 bytes).
-    pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn pong(&mut self, payload: impl Into<Bytes>) -> impl Future<Output = Result<(), Error>> + '_ {
         let payload = payload.into();
-        self.command(false, |conn| conn.pong(payload)).await
+        self.command(false, false, |conn| conn.pong(payload))
     }
 
     /// Writes everything queued.
@@ -211,15 +214,34 @@ where
         crate::split::split(self.driver)
     }
 
-    async fn command(
-        &mut self,
+    /// Runs a command once the queue has room (when `wait_ready`), then writes unless told to
+    /// defer. One `poll_fn`, not nested futures: the caller's task carries this future's size
+    /// for as long as the connection lives.
+    fn command<'a>(
+        &'a mut self,
         defer: bool,
-        f: impl FnOnce(&mut Connection) -> Result<(), ApiMisuse>,
-    ) -> Result<(), Error> {
-        self.driver.check_sendable()?;
-        let result = f(&mut self.driver.conn);
-        map_misuse(&self.driver, result)?;
-        poll_fn(|cx| self.driver.after_command(cx, defer)).await
+        wait_ready: bool,
+        f: impl FnOnce(&mut Connection) -> Result<(), ApiMisuse> + 'a,
+    ) -> impl Future<Output = Result<(), Error>> + 'a {
+        let mut f = Some(f);
+        poll_fn(move |cx| {
+            if let Some(command) = f.take() {
+                if wait_ready {
+                    match self.driver.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        Poll::Pending => {
+                            f = Some(command);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                self.driver.check_sendable()?;
+                let result = command(&mut self.driver.conn);
+                map_misuse(&self.driver, result)?;
+            }
+            self.driver.after_command(cx, defer)
+        })
     }
 }
 

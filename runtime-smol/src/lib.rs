@@ -58,41 +58,48 @@ pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<S, SmolTimer>;
 pub type PendingUpgrade<S> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
 
 /// Server: reads the upgrade request from `stream` and accepts it.
-pub async fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> Result<WebSocket<S>, Error>
+pub fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    wsengine_driver::accept(stream, config).await
+    wsengine_driver::accept(stream, config)
 }
 
 /// Server: reads the upgrade request and lets `decide` accept (subprotocol, headers) or reject
 /// it (status, headers, body).
-pub async fn accept_with<S, F>(stream: S, config: impl Into<Arc<Config>>, decide: F) -> Result<WebSocket<S>, Error>
+pub fn accept_with<S, F>(
+    stream: S,
+    config: impl Into<Arc<Config>>,
+    decide: F,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    wsengine_driver::accept_with(stream, config, decide).await
+    wsengine_driver::accept_with(stream, config, decide)
 }
 
 /// Server: reads the upgrade request and returns it for an asynchronous decision.
-pub async fn accept_request<S>(stream: S, config: impl Into<Arc<Config>>) -> Result<PendingUpgrade<S>, Error>
+pub fn accept_request<S>(
+    stream: S,
+    config: impl Into<Arc<Config>>,
+) -> impl Future<Output = Result<PendingUpgrade<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    wsengine_driver::accept_request(stream, config).await
+    wsengine_driver::accept_request(stream, config)
 }
 
 /// Client: runs the opening handshake of `request` over a stream the caller connected.
-pub async fn client<S>(
+pub fn client<S>(
     stream: S,
     request: &ClientRequest,
     config: impl Into<Arc<Config>>,
-) -> Result<(WebSocket<S>, Response), Error>
+) -> impl Future<Output = Result<(WebSocket<S>, Response), Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    wsengine_driver::client(stream, request, config).await
+    wsengine_driver::client(stream, request, config)
 }
 
 /// async-io's timer for the driver.
