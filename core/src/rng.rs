@@ -1,25 +1,34 @@
 //! The connection's random numbers: masking keys and handshake nonces.
 
-/// A small per-connection generator (8 bytes of state).
+/// A small per-connection generator (24 bytes of state).
 ///
 /// Seeded from the operating system unless the config fixes a seed for reproducible tests.
 /// Masking keys must be unpredictable to whoever controls the payload (RFC 6455 §10.3); the
 /// per-connection OS seed keeps one connection's keys from telling anything about another's.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(fastrand::Rng);
+pub(crate) struct Rng {
+    /// Seeded on first use: a server never masks, so it never pays for the OS call.
+    inner: Option<fastrand::Rng>,
+    seed: Option<u64>,
+}
 
 impl Rng {
     pub(crate) fn new(seed: Option<u64>) -> Self {
-        let seed = seed.unwrap_or_else(os_seed);
-        Self(fastrand::Rng::with_seed(seed))
+        Self { inner: None, seed }
     }
 
     pub(crate) fn mask_key(&mut self) -> [u8; 4] {
-        self.0.u32(..).to_ne_bytes()
+        self.rng().u32(..).to_ne_bytes()
     }
 
     pub(crate) fn nonce(&mut self) -> [u8; 16] {
-        self.0.u128(..).to_ne_bytes()
+        self.rng().u128(..).to_ne_bytes()
+    }
+
+    fn rng(&mut self) -> &mut fastrand::Rng {
+        let seed = self.seed;
+        self.inner
+            .get_or_insert_with(|| fastrand::Rng::with_seed(seed.unwrap_or_else(os_seed)))
     }
 }
 
