@@ -90,6 +90,16 @@ pub mod tls {
         Arc::new(config)
     }
 
+    /// What a TLS connector needs for `request`: the configuration from `options` (or the
+    /// webpki default) and the name to verify and send as SNI.
+    pub fn connector_parts(
+        request: &wsengine::ClientRequest,
+        options: &crate::ConnectOptions,
+    ) -> Result<(Arc<ClientConfig>, ServerName<'static>), Error> {
+        let config = options.tls.clone().unwrap_or_else(default_client_config);
+        Ok((config, server_name(request.host())?))
+    }
+
     /// The name to verify the server's certificate against (SNI), from a URL's host.
     pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
         let host = host.trim_start_matches('[').trim_end_matches(']');

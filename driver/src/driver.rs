@@ -188,6 +188,13 @@ where
         }
     }
 
+    /// Queues a message at once, without waiting for room (`try_send`, `Sink::start_send`).
+    pub(crate) fn start_send(&mut self, message: wsengine::Message) -> Result<(), Error> {
+        self.check_sendable()?;
+        let result = self.conn.send(message);
+        crate::websocket::map_misuse(self, result)
+    }
+
     /// Sending fails fast once the connection is over.
     pub(crate) fn check_sendable(&self) -> Result<(), Error> {
         if self.is_finished() || self.conn.is_closed() {

@@ -196,17 +196,7 @@ where
 
     /// Queues a message if the queue is below its limit, without waiting.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), TrySendError> {
-        let message = message.into();
-        let mut driver = self.shared.lock();
-        if let Err(error) = driver.check_sendable() {
-            return Err(TrySendError::Error(error));
-        }
-        if driver.buffered_amount() >= driver.write_limit {
-            return Err(TrySendError::Full(message));
-        }
-        let result = driver.conn.send(message);
-        map_misuse(&driver, result).map_err(TrySendError::Error)?;
-        drop(driver);
+        crate::websocket::try_send(&mut self.shared.lock(), message.into())?;
         // Let the reader (or a waiting writer) write it out when no write is under way.
         self.shared.wakers.wake_by_ref_all();
         Ok(())
@@ -309,10 +299,7 @@ where
     }
 
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Error> {
-        let mut driver = self.shared.lock();
-        driver.check_sendable()?;
-        let result = driver.conn.send(item.into());
-        map_misuse(&driver, result)
+        self.shared.lock().start_send(item.into())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -142,15 +142,7 @@ where
     /// Queues a message if the queue is below its limit, without waiting; the message is
     /// written by the next `recv`, `send` or `flush`.
     pub fn try_send(&mut self, message: impl Into<Message>) -> Result<(), TrySendError> {
-        let message = message.into();
-        if let Err(error) = self.driver.check_sendable() {
-            return Err(TrySendError::Error(error));
-        }
-        if self.driver.buffered_amount() >= self.driver.write_limit {
-            return Err(TrySendError::Full(message));
-        }
-        let result = self.driver.conn.send(message);
-        map_misuse(&self.driver, result).map_err(TrySendError::Error)
+        try_send(&mut self.driver, message.into())
     }
 
     /// Sends a message framed once for many connections (see [`PreparedMessage`]).
@@ -288,6 +280,18 @@ where
     }
 }
 
+/// Queues `message` if the queue is below its limit.
+pub(crate) fn try_send<S, T>(driver: &mut Driver<S, T>, message: Message) -> Result<(), TrySendError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Timer,
+{
+    if driver.check_sendable().is_ok() && driver.buffered_amount() >= driver.write_limit {
+        return Err(TrySendError::Full(message));
+    }
+    driver.start_send(message).map_err(TrySendError::Error)
+}
+
 /// A stream item for a receive result: the end of the connection ends the stream.
 pub(crate) fn stream_item(result: Result<Message, Error>) -> Option<Result<Message, Error>> {
     match result {
@@ -327,10 +331,7 @@ where
     }
 
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Error> {
-        let driver = &mut self.get_mut().driver;
-        driver.check_sendable()?;
-        let result = driver.conn.send(item.into());
-        map_misuse(driver, result)
+        self.get_mut().driver.start_send(item.into())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -51,11 +51,7 @@ async fn connect_stream(request: &ClientRequest, options: &ConnectOptions) -> Re
     }
     #[cfg(feature = "rustls")]
     {
-        let config = options
-            .tls
-            .clone()
-            .unwrap_or_else(wsengine_driver::tls::default_client_config);
-        let name = wsengine_driver::tls::server_name(host)?;
+        let (config, name) = wsengine_driver::tls::connector_parts(request, options)?;
         let tls = futures_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
