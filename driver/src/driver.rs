@@ -46,6 +46,8 @@ pub(crate) struct Driver<S, T> {
     pub(crate) conn: Connection,
     stream: S,
     timer: Option<T>,
+    /// When `timer` fires.
+    armed: Option<Instant>,
     out: WriteQueue,
     /// The read side reached end of stream (or failed).
     eof: bool,
@@ -69,6 +71,7 @@ where
             conn,
             stream,
             timer: None,
+            armed: None,
             out: WriteQueue::default(),
             eof: false,
             shut: false,
@@ -234,14 +237,26 @@ where
         let Some(deadline) = self.conn.poll_timeout() else {
             return Poll::Pending;
         };
-        if T::now() < deadline {
-            ready!(self.arm_timer(deadline).poll_expired(cx));
+        loop {
+            let now = T::now();
+            if now >= deadline {
+                self.conn.handle_timeout(now);
+                return Poll::Ready(());
+            }
+            // Traffic pushes the heartbeat deadline back on every message. Re-arming the
+            // runtime's timer each time costs a timer-wheel update per message, so a later
+            // deadline leaves the armed timer alone: it fires early and is re-armed then.
+            let timer = match self.armed {
+                Some(at) if at <= deadline => self.timer.get_or_insert_with(|| T::at(at)),
+                _ => self.arm_timer(deadline),
+            };
+            ready!(timer.poll_expired(cx));
+            self.armed = None;
         }
-        self.conn.handle_timeout(T::now().max(deadline));
-        Poll::Ready(())
     }
 
     fn arm_timer(&mut self, deadline: Instant) -> &mut T {
+        self.armed = Some(deadline);
         if let Some(timer) = &mut self.timer {
             timer.reset(deadline);
         }
@@ -300,6 +315,7 @@ where
             self.shut = true;
         }
         self.timer = None;
+        self.armed = None;
         let error = match std::mem::replace(&mut self.end, End::Reported) {
             End::Finishing(outcome) => match *outcome {
                 Outcome::Closed(info) => Error::Closed(info),
