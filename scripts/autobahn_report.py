@@ -50,7 +50,7 @@ def main():
         if result.get("behaviorClose") == "FAILED":
             problems.append(f"{case_id}: close behaviour FAILED")
 
-    print(f"Autobahn fuzzingclient results for {agent} ({len(results)} cases)")
+    print(f"Autobahn|Testsuite results for {agent} ({len(results)} cases)")
     header = f"{'category':>8} " + " ".join(f"{c:>13}" for c in COLUMNS) + f" {'total':>6}"
     print(header)
     print("-" * len(header))
