@@ -24,17 +24,27 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-bin="$root/target/release/examples"
+# Examples of the two runtime crates share names, so each is copied out under its own name.
+bins="$root/target/interop-bin"
 
 SERVERS=(
-  "core-blocking:$bin/blocking_echo"
+  "core-blocking:$bins/blocking_echo"
+  "tokio:$bins/echo_server-tokio"
+  "smol:$bins/echo_server-smol"
 )
 CLIENTS=(
-  "core-blocking:$bin/echo_check"
+  "core-blocking:$bins/echo_check"
+  "tokio:$bins/echo_client-tokio --check"
+  "smol:$bins/echo_client-smol --check"
 )
-# What to build first (each entry is one `cargo build` argument list).
+# What to build first: PACKAGE EXAMPLE NAME (copied to $bins/NAME).
 BUILDS=(
-  "--release -p wsengine --example blocking_echo --example echo_check"
+  "wsengine blocking_echo blocking_echo"
+  "wsengine echo_check echo_check"
+  "wsengine-tokio echo_server echo_server-tokio"
+  "wsengine-tokio echo_client echo_client-tokio"
+  "wsengine-smol echo_server echo_server-smol"
+  "wsengine-smol echo_client echo_client-smol"
 )
 
 if [ -n "${INTEROP_SERVERS:-}" ]; then mapfile -t SERVERS <<<"$INTEROP_SERVERS"; fi
@@ -99,9 +109,11 @@ export CHROMIUM="$chromium"
 
 # --- ours --------------------------------------------------------------------------------------
 
-for args in "${BUILDS[@]}"; do
-  # shellcheck disable=SC2086
-  cargo build $args
+mkdir -p "$bins"
+for build in "${BUILDS[@]}"; do
+  read -r package example name <<<"$build"
+  cargo build --release -p "$package" --example "$example" || die "cargo build -p $package --example $example failed"
+  cp -f "$root/target/release/examples/$example" "$bins/$name"
 done
 
 # --- running the pairs -------------------------------------------------------------------------

@@ -9,12 +9,14 @@
 use wsengine_smol::{ClientRequest, CloseCode, Config, ConnectOptions, DeflateConfig, Message, connect_with};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(url) = args.first() else {
+    // The URL is the first argument that is not a flag; flags may come before or after it.
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(position) = args.iter().position(|a| !a.starts_with("--")) else {
         eprintln!("usage: echo_client URL [MESSAGE | --check [--require-deflate]]");
         std::process::exit(2);
     };
-    if let Err(e) = smol::block_on(run(url, &args[1..])) {
+    let url = args.remove(position);
+    if let Err(e) = smol::block_on(run(&url, &args)) {
         eprintln!("echo_client: FAILED: {e}");
         std::process::exit(1);
     }
@@ -31,7 +33,10 @@ async fn run(url: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
         println!("echo_client (smol): {checked} messages echoed intact from {url}");
         return Ok(());
     }
-    let text = args.first().map_or("hello from wsengine-smol", String::as_str);
+    let text = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("hello from wsengine-smol", String::as_str);
     ws.send(text).await?;
     match ws.recv().await? {
         Message::Text(echo) => println!("{echo}"),
