@@ -475,22 +475,8 @@ pub async fn graceful_shutdown_going_away<H: Harness>() {
 }
 
 pub async fn eof_without_close_is_abnormal<H: Harness>() {
-    let (listener, port) = H::listen().await;
-    let server = async {
-        let stream = H::accept(&listener).await;
-        let mut ws = crate::accept::<_, H::Timer>(stream, quick_config()).await.unwrap();
-        ws.recv().await.unwrap_err()
-    };
-    let client = async {
-        let mut stream = H::tcp_connect(port).await;
-        stream.write_all(&upgrade_request("/", "13")).await.unwrap();
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.unwrap();
-        // The peer goes away without a close frame.
-        stream.close().await.unwrap();
-        drop(stream);
-    };
-    let (error, ()) = within::<H, _>(10, "eof", futures_util::future::join(server, client)).await;
+    // The peer completes the handshake and goes away without a close frame.
+    let (error, _) = raw_peer::<H>(&[], true).await;
     let info = closed(error);
     assert_eq!(
         (info.code, info.cause.clone(), info.clean),

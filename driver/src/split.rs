@@ -198,7 +198,7 @@ where
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), TrySendError> {
         crate::websocket::try_send(&mut self.shared.lock(), message.into())?;
         // Let the reader (or a waiting writer) write it out when no write is under way.
-        self.shared.wakers.wake_by_ref_all();
+        Wake::wake_by_ref(&self.shared.wakers);
         Ok(())
     }
 
@@ -229,7 +229,7 @@ where
             }
         }
         // Wake the reader: the close timer is armed by whoever polls next.
-        self.shared.wakers.wake_by_ref_all();
+        Wake::wake_by_ref(&self.shared.wakers);
         self.flush().await
     }
 
@@ -264,12 +264,6 @@ where
                 .poll(cx, false, |driver, cx| driver.after_command(cx, defer))
         })
         .await
-    }
-}
-
-impl Wakers {
-    fn wake_by_ref_all(self: &Arc<Self>) {
-        Wake::wake_by_ref(self);
     }
 }
 
