@@ -52,8 +52,9 @@ pub struct Config {
     /// and mixing secrets with attacker-chosen data in one compressed stream can leak them.
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::deflate::DeflateConfig>,
-    /// Seed for the random numbers behind masking keys and `Sec-WebSocket-Key`; `None` seeds
-    /// each connection from the operating system. Set it only for reproducible tests.
+    /// Seed for the random numbers behind masking keys and `Sec-WebSocket-Key`. `None` (the
+    /// default) draws them from the operating system's CSPRNG, as RFC 6455 §10.3 asks. A seed
+    /// makes every key predictable: set it only for reproducible tests.
     pub rng_seed: Option<u64>,
 }
 

@@ -41,6 +41,10 @@ pub enum ApiMisuse {
     /// Text fragments that together are not UTF-8.
     #[error("text fragments are not valid UTF-8")]
     InvalidUtf8,
+    /// The compressor failed on this message (permessage-deflate). Nothing of it was sent, and
+    /// the next message starts a fresh compression stream; the connection stays usable.
+    #[error("compressing the message failed; nothing was sent")]
+    CompressionFailed,
 }
 
 /// A rule of RFC 6455 that the peer broke, or a limit it exceeded. It always ends the

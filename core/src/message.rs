@@ -157,6 +157,88 @@ impl Message {
         }
     }
 
+    /// Whether this is a text message.
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// assert!(Message::from("hi").is_text());
+    /// assert!(!Message::from(vec![1u8, 2]).is_text());
+    /// ```
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// assert!(Message::from(vec![1u8, 2]).is_binary());
+    /// assert!(!Message::from("hi").is_binary());
+    /// ```
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
+    }
+
+    /// The text, if this is a text message.
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// let message = Message::from("hello");
+    /// assert_eq!(message.as_text(), Some("hello"));
+    /// assert_eq!(Message::from(vec![0xFFu8]).as_text(), None);
+    /// ```
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text.as_str()),
+            Self::Binary(_) => None,
+        }
+    }
+
+    /// Takes the text out, if this is a text message (no copy: it shares the received bytes).
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// let text = Message::from("hello").into_text().unwrap();
+    /// assert_eq!(text, "hello");
+    /// assert!(Message::from(vec![1u8]).into_text().is_none());
+    /// ```
+    pub fn into_text(self) -> Option<Utf8Bytes> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Binary(_) => None,
+        }
+    }
+
+    /// The bytes, if this is a binary message.
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// assert_eq!(Message::from(vec![1u8, 2]).as_binary().map(|b| &b[..]), Some(&[1u8, 2][..]));
+    /// assert!(Message::from("hi").as_binary().is_none());
+    /// ```
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match self {
+            Self::Text(_) => None,
+            Self::Binary(bytes) => Some(bytes),
+        }
+    }
+
+    /// Takes the bytes out, if this is a binary message. For the payload of either kind, see
+    /// [`into_payload`](Self::into_payload).
+    ///
+    /// ```
+    /// use wsengine::Message;
+    /// let bytes = Message::from(vec![1u8, 2]).into_binary().unwrap();
+    /// assert_eq!(&bytes[..], &[1, 2]);
+    /// assert!(Message::from("hi").into_binary().is_none());
+    /// ```
+    pub fn into_binary(self) -> Option<Bytes> {
+        match self {
+            Self::Text(_) => None,
+            Self::Binary(bytes) => Some(bytes),
+        }
+    }
+
     /// The payload length in bytes.
     pub fn len(&self) -> usize {
         self.payload().len()
@@ -218,5 +300,22 @@ mod tests {
         assert_eq!(text.len(), 6);
         assert_eq!(Message::from("hi").kind(), MessageKind::Text);
         assert_eq!(Message::from(vec![1u8]).into_payload(), Bytes::from_static(&[1]));
+    }
+
+    #[test]
+    fn accessors_match_the_kind() {
+        let text = Message::from("héllo");
+        assert!(text.is_text() && !text.is_binary());
+        assert_eq!(text.as_text(), Some("héllo"));
+        assert_eq!(text.as_binary(), None);
+        let shared = text.payload().as_ptr();
+        let taken = text.into_text().unwrap();
+        assert_eq!(taken.as_bytes().as_ptr(), shared, "no copy");
+        let binary = Message::from(vec![0xFFu8, 0]);
+        assert!(binary.is_binary() && !binary.is_text());
+        assert_eq!(binary.as_text(), None);
+        assert_eq!(binary.as_binary().map(|b| b.len()), Some(2));
+        assert_eq!(binary.clone().into_text(), None);
+        assert_eq!(binary.into_binary(), Some(Bytes::from_static(&[0xFF, 0])));
     }
 }

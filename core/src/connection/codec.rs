@@ -27,7 +27,7 @@ mod stub {
     }
 
     impl Compressor {
-        pub(crate) fn compress(&mut self, _: &[u8], _: bool, _: &mut BytesMut) {
+        pub(crate) fn compress(&mut self, _: &[u8], _: bool, _: &mut BytesMut) -> Result<(), ()> {
             match *self {}
         }
         pub(crate) fn reset(&mut self) {

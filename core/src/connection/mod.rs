@@ -100,6 +100,11 @@ pub struct Connection {
     /// finish what it was doing before failing the connection). No input is read meanwhile.
     pending_failure: Option<ProtocolError>,
     timers: Timers,
+    /// The driver is not reading (see [`set_reading_paused`](Connection::set_reading_paused)).
+    reading_paused: bool,
+    /// While reading is paused, what was left of the pong deadline: it stands still until
+    /// reading resumes.
+    pong_left: Option<std::time::Duration>,
 }
 
 /// A message being sent fragment by fragment.
@@ -174,6 +179,8 @@ impl Connection {
             events: VecDeque::new(),
             pending_failure: None,
             timers: Timers::default(),
+            reading_paused: false,
+            pong_left: None,
         }
     }
 
@@ -240,7 +247,10 @@ impl Connection {
             State::ServerHandshake => self.handle_request_bytes(data),
             State::ServerDecision => {
                 if let Some(Handshake::ServerDecision { pending, .. }) = self.handshake.as_deref_mut() {
-                    if pending.len() + data.len() > self.config.max_handshake_size {
+                    // These are frames pipelined behind the request, not part of it: they are
+                    // bounded like a message, not like a handshake head.
+                    let limit = self.config.max_message_size.max(self.config.max_handshake_size);
+                    if pending.len().saturating_add(data.len()) > limit {
                         self.fail_handshake(HandshakeError::RequestTooLarge);
                     } else {
                         pending.extend_from_slice(data);
@@ -265,6 +275,28 @@ impl Connection {
             }
             State::AwaitingEof => self.transition(Input::Eof),
             _ => {}
+        }
+    }
+
+    /// The driver stopped (`true`) or resumed (`false`) reading from the transport: the peer is
+    /// not taking what we send, or the application has not taken the messages already read.
+    ///
+    /// While reading is paused the pong deadline stands still, because a pong the peer sent
+    /// cannot be seen until we read again: a slow but live peer must not be reported dead. The
+    /// heartbeat ping itself keeps going out (it jumps queued data). Calling it twice with the
+    /// same value does nothing.
+    pub fn set_reading_paused(&mut self, now: Instant, paused: bool) {
+        if paused == self.reading_paused {
+            return;
+        }
+        self.reading_paused = paused;
+        if paused {
+            if let Some(at) = self.timers.get(Timer::PongDeadline) {
+                self.timers.stop(Timer::PongDeadline);
+                self.pong_left = Some(at.saturating_duration_since(now));
+            }
+        } else if let Some(left) = self.pong_left.take() {
+            self.timers.set(Timer::PongDeadline, now + left);
         }
     }
 
@@ -322,7 +354,7 @@ impl Connection {
         }
         let message = message.into();
         let compress = self.compressor.as_ref().is_some_and(|c| message.len() >= c.threshold());
-        let transmit = self.data_frame(opcode_of(message.kind()), true, compress, message.into_payload());
+        let transmit = self.data_frame(opcode_of(message.kind()), true, compress, message.into_payload())?;
         self.outbox.push_data(transmit);
         Ok(())
     }
@@ -382,8 +414,8 @@ impl Connection {
                 return Err(ApiMisuse::FragmentOutOfSequence);
             }
         };
+        let mut checked = sending.utf8.clone();
         if kind == MessageKind::Text {
-            let mut checked = sending.utf8.clone();
             let valid = checked
                 .feed(&data)
                 .and_then(|()| if is_final { checked.finish() } else { Ok(()) });
@@ -393,9 +425,18 @@ impl Connection {
                 }
                 return Err(ApiMisuse::InvalidUtf8);
             }
-            sending.utf8 = checked;
         }
-        let transmit = self.data_frame(opcode, is_final, sending.compressed, data);
+        let transmit = match self.data_frame(opcode, is_final, sending.compressed, data) {
+            Ok(transmit) => transmit,
+            Err(error) => {
+                // Nothing was sent: the message goes on (or starts) with the next call.
+                if opcode == OpCode::CONTINUATION {
+                    self.sending = Some(sending);
+                }
+                return Err(error);
+            }
+        };
+        sending.utf8 = checked;
         self.outbox.push_data(transmit);
         if !is_final {
             self.sending = Some(sending);
@@ -423,7 +464,8 @@ impl Connection {
     /// Starts the close handshake (§7.1.2) with a code a peer may receive and a reason of at
     /// most 123 bytes. Queued messages go out first; the peer's close is awaited for
     /// `close_timeout`.
-    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), ApiMisuse> {
+    pub fn close(&mut self, now: Instant, code: impl Into<CloseCode>, reason: &str) -> Result<(), ApiMisuse> {
+        let code = code.into();
         match self.state {
             State::Open => {}
             s if s.is_handshaking() => return Err(ApiMisuse::NotOpen),
@@ -518,11 +560,15 @@ impl Connection {
 
     /// Frames a data frame, compressing its payload into a fresh buffer when asked (which a
     /// client then masks in place: still one copy).
-    fn data_frame(&mut self, opcode: OpCode, fin: bool, compress: bool, payload: Bytes) -> Transmit {
-        match self.compressor.as_mut().filter(|_| compress) {
+    /// Frames (and, if asked and agreed, compresses) one data frame. A compressor failure
+    /// fails the send, so a broken stream never reaches the wire.
+    fn data_frame(&mut self, opcode: OpCode, fin: bool, compress: bool, payload: Bytes) -> Result<Transmit, ApiMisuse> {
+        Ok(match self.compressor.as_mut().filter(|_| compress) {
             Some(compressor) => {
                 let mut out = BytesMut::new();
-                compressor.compress(&payload, fin, &mut out);
+                compressor
+                    .compress(&payload, fin, &mut out)
+                    .map_err(|_| ApiMisuse::CompressionFailed)?;
                 let rsv = if opcode == OpCode::CONTINUATION {
                     0
                 } else {
@@ -531,7 +577,7 @@ impl Connection {
                 send::frame_with_rsv(self.role, &mut self.rng, opcode, fin, rsv, out.freeze())
             }
             None => send::frame(self.role, &mut self.rng, opcode, fin, payload),
-        }
+        })
     }
 
     fn start_handshake_timer(&mut self, now: Instant) {
@@ -638,6 +684,7 @@ impl Connection {
             }
             Received::Pong(payload) => {
                 self.timers.stop(Timer::PongDeadline);
+                self.pong_left = None;
                 self.events.push_back(Event::Pong(payload));
             }
             Received::Close(close) => self.on_close_frame(now, close),
@@ -695,6 +742,7 @@ impl Connection {
     fn finish(&mut self, input: Input, code: CloseCode, reason: String, cause: CloseCause, clean: bool) {
         self.transition(input);
         self.timers.stop_all();
+        self.pong_left = None;
         self.events.push_back(Event::Closed(CloseInfo {
             code,
             reason,
@@ -709,8 +757,12 @@ impl Connection {
             (Timer::Ping, State::Open) => {
                 let ping = send::frame(self.role, &mut self.rng, OpCode::PING, true, Bytes::new());
                 self.outbox.push_control(ping);
-                if self.timers.get(Timer::PongDeadline).is_none() {
-                    self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
+                if self.timers.get(Timer::PongDeadline).is_none() && self.pong_left.is_none() {
+                    if self.reading_paused {
+                        self.pong_left = Some(self.config.pong_timeout);
+                    } else {
+                        self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
+                    }
                 }
                 if let Some(interval) = self.config.ping_interval {
                     self.timers.set(Timer::Ping, now + interval);

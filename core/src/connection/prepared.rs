@@ -38,9 +38,11 @@ impl PreparedMessage {
         if prepared.message.len() >= config.threshold {
             let mut compressor = crate::deflate::Compressor::new(config, 15, true);
             let mut out = bytes::BytesMut::new();
-            compressor.compress(prepared.message.payload(), true, &mut out);
-            let frame = Self::server_frame(&prepared.message, crate::frame::RSV1, out.freeze());
-            prepared.compressed = Some(frame);
+            // Should compression fail, the plain frame is what every connection sends.
+            if compressor.compress(prepared.message.payload(), true, &mut out).is_ok() {
+                let frame = Self::server_frame(&prepared.message, crate::frame::RSV1, out.freeze());
+                prepared.compressed = Some(frame);
+            }
         }
         prepared
     }

@@ -21,6 +21,12 @@ pub(crate) enum InflateError {
     Corrupt,
 }
 
+/// Compressing failed: zlib reported an error, or could not take all the input or finish the
+/// flush. Nothing of the message may be sent; the compressor was reset, so the next message
+/// starts a fresh stream (which any peer's inflater can read, whatever history it holds).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CompressError;
+
 /// One direction's compressor: allocated on first use, dropped after each message when there
 /// is no context takeover.
 pub(crate) struct Compressor {
@@ -30,6 +36,10 @@ pub(crate) struct Compressor {
     mem_level: u8,
     no_context_takeover: bool,
     threshold: usize,
+    /// Makes the next `compress` fail, to test the error path (zlib itself does not fail on
+    /// a valid stream with output room).
+    #[cfg(test)]
+    pub(crate) fail_next: bool,
 }
 
 impl Compressor {
@@ -42,6 +52,8 @@ impl Compressor {
             mem_level: config.mem_level,
             no_context_takeover,
             threshold: config.threshold,
+            #[cfg(test)]
+            fail_next: false,
         }
     }
 
@@ -52,7 +64,35 @@ impl Compressor {
 
     /// Compresses one piece of a message, appending to `out`. At the end of the message the
     /// trailing `00 00 ff ff` is removed and, without context takeover, the state released.
-    pub(crate) fn compress(&mut self, input: &[u8], is_final: bool, out: &mut BytesMut) {
+    ///
+    /// On error `out` is left as it was and the state is dropped: a stream that took part of
+    /// a piece cannot go on, and its partial output must never reach the wire.
+    pub(crate) fn compress(&mut self, input: &[u8], is_final: bool, out: &mut BytesMut) -> Result<(), CompressError> {
+        let start = out.len();
+        let result = self.compress_into(input, out);
+        if result.is_err() {
+            out.truncate(start);
+            self.state = None;
+            return result;
+        }
+        if is_final {
+            if out[start..].ends_with(&TAIL) {
+                out.truncate(out.len() - TAIL.len());
+            }
+            if self.no_context_takeover {
+                self.state = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn compress_into(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<(), CompressError> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next) {
+            // Stands for a zlib failure mid-piece: some output already written.
+            out.extend_from_slice(&[0xf2, 0x48]);
+            return Err(CompressError);
+        }
         let (window_bits, level, mem_level) = (self.window_bits, self.level, self.mem_level);
         let state = self.state.get_or_insert_with(|| {
             Box::new(zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
@@ -63,8 +103,6 @@ impl Compressor {
                 strategy: zlib_rs::Strategy::Default,
             }))
         });
-        let start = out.len();
-        let mut input = input;
         loop {
             if out.capacity() - out.len() < 64 {
                 out.reserve((input.len() / 2).max(1024));
@@ -73,28 +111,24 @@ impl Compressor {
             let out_before = state.total_out();
             let spare = spare(out);
             let room = spare.len();
-            // A sync flush cannot fail on a valid stream with output room; treat any error like
-            // "no progress" below, which ends the loop.
-            let _ = state.compress_uninit(input, spare, DeflateFlush::SyncFlush);
+            let status = state.compress_uninit(input, spare, DeflateFlush::SyncFlush);
             let consumed = (state.total_in() - in_before) as usize;
             let produced = (state.total_out() - out_before) as usize;
             // SAFETY: zlib-rs initialised `produced` bytes of the spare capacity.
             unsafe { out.set_len(out.len() + produced) };
-            input = &input[consumed..];
+            input = input.get(consumed..).ok_or(CompressError)?;
+            // Stream, data or memory errors; "no progress possible" is `Ok(BufError)` and is
+            // caught below.
+            if status.is_err() {
+                return Err(CompressError);
+            }
             // Done once all input is taken and the flush fit (room was left over).
             if input.is_empty() && produced < room {
-                break;
+                return Ok(());
             }
             if consumed == 0 && produced == 0 {
-                break;
-            }
-        }
-        if is_final {
-            if out[start..].ends_with(&TAIL) {
-                out.truncate(out.len() - TAIL.len());
-            }
-            if self.no_context_takeover {
-                self.state = None;
+                // Stuck with input left or the flush unfinished: the output is incomplete.
+                return Err(CompressError);
             }
         }
     }
@@ -184,17 +218,18 @@ impl Decompressor {
             if out.capacity() == out.len() {
                 // Grow geometrically, but never past one byte over the limit: that byte is how
                 // an overflow is noticed, and it bounds memory whatever the input claims.
-                let want = out.len().max(input.len() * 2).max(4096);
+                let want = out.len().max(input.len().saturating_mul(2)).max(4096);
                 // Once doubling would reach the limit, go to the limit at once: growing to it and
                 // then by one byte more would copy the whole buffer for nothing.
-                let target = if out.len() + want >= limit {
-                    limit + 1
+                // Saturating: with `max_message_size = usize::MAX` there is no byte past the limit.
+                let target = if out.len().saturating_add(want) >= limit {
+                    limit.saturating_add(1)
                 } else {
                     out.len() + want
                 };
                 grow_exact(out, target);
             }
-            let allowed = (limit + 1 - out.len()).min(out.capacity() - out.len());
+            let allowed = (limit.saturating_add(1) - out.len()).min(out.capacity() - out.len());
             let in_before = state.total_in();
             let out_before = state.total_out();
             let spare = &mut spare(out)[..allowed];
@@ -262,7 +297,7 @@ mod tests {
         let mut decompressor = Decompressor::new(15, !takeover);
         for message in messages {
             let mut wire = BytesMut::new();
-            compressor.compress(message, true, &mut wire);
+            compressor.compress(message, true, &mut wire).unwrap();
             let mut out = BytesMut::new();
             decompressor.inflate(&wire, None, &mut out, 1 << 20).unwrap();
             decompressor.finish(&mut out, 1 << 20).unwrap();
@@ -306,10 +341,10 @@ mod tests {
         // Our compressor's output for "Hello" is exactly the RFC's.
         let mut c = Compressor::new(&DeflateConfig::default(), 15, false);
         let mut wire = BytesMut::new();
-        c.compress(b"Hello", true, &mut wire);
+        c.compress(b"Hello", true, &mut wire).unwrap();
         assert_eq!(&wire[..], [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
         wire.clear();
-        c.compress(b"Hello", true, &mut wire);
+        c.compress(b"Hello", true, &mut wire).unwrap();
         assert_eq!(&wire[..], [0xf2, 0x00, 0x11, 0x00, 0x00], "context takeover");
     }
 
@@ -325,9 +360,9 @@ mod tests {
     fn state_is_released_without_takeover() {
         let mut c = Compressor::new(&DeflateConfig::default(), 15, true);
         let mut wire = BytesMut::new();
-        c.compress(b"part one ", false, &mut wire);
+        c.compress(b"part one ", false, &mut wire).unwrap();
         assert!(c.state.is_some(), "kept within a message");
-        c.compress(b"part two", true, &mut wire);
+        c.compress(b"part two", true, &mut wire).unwrap();
         assert!(c.state.is_none(), "released after it");
         let mut d = Decompressor::new(15, true);
         let mut out = BytesMut::new();
@@ -342,7 +377,9 @@ mod tests {
         // 10 MiB of zeros compress to about 10 KiB.
         let zeros = vec![0u8; 10 << 20];
         let mut wire = BytesMut::new();
-        Compressor::new(&DeflateConfig::default(), 15, true).compress(&zeros, true, &mut wire);
+        Compressor::new(&DeflateConfig::default(), 15, true)
+            .compress(&zeros, true, &mut wire)
+            .unwrap();
         assert!(wire.len() < 20 << 10, "{}", wire.len());
         let mut out = BytesMut::new();
         let mut d = Decompressor::new(15, true);
@@ -363,5 +400,52 @@ mod tests {
             d.inflate(&[0xff, 0xff, 0xff], None, &mut out, 100),
             Err(InflateError::Corrupt)
         );
+    }
+
+    #[test]
+    fn no_limit_means_no_overflow() {
+        // `max_message_size = usize::MAX`: the "one byte past the limit" arithmetic saturates.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+        let mut wire = BytesMut::new();
+        Compressor::new(&DeflateConfig::default(), 15, true)
+            .compress(&big, true, &mut wire)
+            .unwrap();
+        let mut d = Decompressor::new(15, true);
+        let mut out = BytesMut::new();
+        d.inflate(&wire, None, &mut out, usize::MAX).unwrap();
+        d.finish(&mut out, usize::MAX).unwrap();
+        assert_eq!(&out[..], &big[..]);
+        // And a limit just below the maximum, where `out.len() + want` nears it.
+        let mut out = BytesMut::new();
+        d.inflate(&wire, None, &mut out, usize::MAX - 1).unwrap();
+        d.finish(&mut out, usize::MAX - 1).unwrap();
+        assert_eq!(out.len(), big.len());
+    }
+
+    #[test]
+    fn a_failed_compression_leaves_no_output_and_a_usable_stream() {
+        let mut c = Compressor::new(&DeflateConfig::default(), 15, false);
+        let mut d = Decompressor::new(15, false);
+        let mut wire = BytesMut::from(&b"before"[..]);
+        c.compress(b"Hello", true, &mut wire).unwrap();
+        let mut out = BytesMut::new();
+        d.inflate(&wire[6..], None, &mut out, 100).unwrap();
+        d.finish(&mut out, 100).unwrap();
+        assert_eq!(&out[..], b"Hello");
+
+        let kept = wire.clone();
+        c.fail_next = true;
+        assert_eq!(c.compress(b"Hello again", true, &mut wire), Err(CompressError));
+        assert_eq!(wire, kept, "partial output removed");
+        assert!(c.state.is_none(), "the broken stream is dropped");
+
+        // The next message starts a fresh stream, which the peer's inflater (still holding the
+        // first message's context) reads correctly.
+        wire.clear();
+        c.compress(b"Hello", true, &mut wire).unwrap();
+        out.clear();
+        d.inflate(&wire, None, &mut out, 100).unwrap();
+        d.finish(&mut out, 100).unwrap();
+        assert_eq!(&out[..], b"Hello");
     }
 }

@@ -29,13 +29,28 @@ impl CloseCode {
     pub const MANDATORY_EXTENSION: Self = Self(1010);
     /// 1011: the server met an unexpected condition.
     pub const INTERNAL_ERROR: Self = Self(1011);
+    /// 1012: the service is restarting; a client may reconnect (IANA registry).
+    pub const SERVICE_RESTART: Self = Self(1012);
+    /// 1013: the service is overloaded; try again later (IANA registry).
+    pub const TRY_AGAIN_LATER: Self = Self(1013);
+    /// 1014: a gateway or proxy got an invalid response from the upstream server (IANA registry).
+    pub const BAD_GATEWAY: Self = Self(1014);
     /// 1015: the TLS handshake failed. Never sent on the wire.
     pub const TLS_FAILURE: Self = Self(1015);
 
     /// Whether a peer may put this code in a close frame (§7.4.1, §7.4.2): 1000–1003,
-    /// 1007–1011, and the 3000–4999 ranges for libraries, frameworks and applications.
+    /// 1007–1011, 1012–1014 (registered with IANA after RFC 6455, and sent by browsers, Node
+    /// `ws` and Python `websockets`), and the 3000–4999 ranges for libraries, frameworks and
+    /// applications.
+    ///
+    /// ```
+    /// use wsengine::CloseCode;
+    /// assert!(CloseCode::TRY_AGAIN_LATER.is_valid_on_wire());
+    /// assert!(CloseCode::from(4000).is_valid_on_wire());
+    /// assert!(!CloseCode::ABNORMAL.is_valid_on_wire(), "1006 is reported locally, never sent");
+    /// ```
     pub const fn is_valid_on_wire(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
 
@@ -51,6 +66,15 @@ impl fmt::Display for CloseCode {
     }
 }
 
+/// Any number converts, so an API taking `impl Into<CloseCode>` accepts `1000` as well as
+/// [`CloseCode::NORMAL`]; whether the code may be sent is checked where it is sent.
+///
+/// ```
+/// use wsengine::CloseCode;
+/// assert_eq!(CloseCode::from(1000), CloseCode::NORMAL);
+/// let code: CloseCode = 4001.into();
+/// assert_eq!(u16::from(code), 4001);
+/// ```
 impl From<u16> for CloseCode {
     fn from(code: u16) -> Self {
         Self(code)
@@ -104,9 +128,17 @@ mod tests {
     #[test]
     fn code_validity_follows_the_registry() {
         let valid: Vec<u16> = (0..=u16::MAX).filter(|&c| CloseCode(c).is_valid_on_wire()).collect();
-        assert_eq!(valid.len(), 4 + 5 + 2000);
-        for code in [0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2999, 5000, 65535] {
+        assert_eq!(valid.len(), 4 + 8 + 2000);
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
             assert!(!CloseCode(code).is_valid_on_wire(), "{code}");
+        }
+        for code in [
+            CloseCode::SERVICE_RESTART,
+            CloseCode::TRY_AGAIN_LATER,
+            CloseCode::BAD_GATEWAY,
+        ] {
+            assert!(code.is_valid_on_wire(), "{code}");
+            assert_eq!(parse_close_payload(&code.0.to_be_bytes()), Ok(Some((code, ""))));
         }
     }
 

@@ -102,6 +102,35 @@ fn client_initiated_close() {
     assert!(pair.client.close_expected() && pair.server.close_expected());
 }
 
+/// 1012–1014 are registered at IANA after RFC 6455: a peer may send them, and so may we.
+#[test]
+fn service_restart_try_again_and_bad_gateway_close_cleanly() {
+    for code in [1012u16, 1013, 1014] {
+        // Sent by us, given as a plain number.
+        let mut pair = Pair::open();
+        pair.server.close(pair.now, code, "later").unwrap();
+        pair.drive();
+        let client = closed(&pair.client_events);
+        assert_eq!(
+            (client.code, client.reason.as_str(), client.clean),
+            (CloseCode(code), "later", true)
+        );
+        assert_eq!(closed(&pair.server_events).code, CloseCode(code));
+
+        // Received from a peer as raw bytes: accepted and echoed, not failed with 1002.
+        let mut pair = Pair::open();
+        let [hi, lo] = code.to_be_bytes();
+        pair.server.handle_data(pair.now, &[0x88, 0x82, 0, 0, 0, 0, hi, lo]);
+        pair.drive();
+        let info = closed(&pair.server_events);
+        assert_eq!((info.code, info.clean), (CloseCode(code), true), "{code}");
+        assert!(
+            pair.server_wire.ends_with(&[0x88, 0x02, hi, lo]),
+            "the reply echoes {code}"
+        );
+    }
+}
+
 #[test]
 fn server_initiated_close_waits_for_the_client() {
     let mut pair = Pair::open();
