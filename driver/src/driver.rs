@@ -1,16 +1,19 @@
 //! The run loop (DESIGN.md, "The run loop") over a `futures_io` stream and a [`Timer`].
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
-use wsengine::{CloseInfo, Connection, Event, HandshakeError};
+use wsengine::{ApiMisuse, CloseInfo, Connection, Event, Fragment, HandshakeError, Message, Request};
 
 use crate::Timer;
-use crate::error::Error;
+use crate::error::{Error, TrySendError};
 use crate::write::WriteQueue;
 
 /// Size of the per-thread read buffer. Reads land here and the core copies out what it keeps,
@@ -21,13 +24,28 @@ thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
+/// Everything [`recv_incoming`](crate::WebSocket::recv_incoming) can hand out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A complete message.
+    Message(Message),
+    /// One frame of a message (only with `Config::deliver_fragments`).
+    Fragment(Fragment),
+    /// A ping arrived (already answered unless `Config::auto_pong` is off).
+    Ping(Bytes),
+    /// A pong arrived.
+    Pong(Bytes),
+}
+
 /// How the connection ended, kept to answer every later call.
 #[derive(Debug)]
 enum End {
     /// The final event has not been seen.
     Running,
-    /// The core reported its final event; the transport is being finished. (Boxed, like
-    /// `close_info`: rare, and every open connection would carry its size.)
+    /// The core reported its final event; the transport is being finished, then the outcome
+    /// waits for the receiving side. (Boxed, like `close_info`: rare, and every open
+    /// connection would carry its size.)
     Finishing(Box<Outcome>),
     /// The outcome was returned to the application.
     Reported,
@@ -40,24 +58,45 @@ enum Outcome {
     Io(io::Error),
 }
 
+/// Who polls: the receiving side gets events; any other side (a [`Writer`](crate::Writer)
+/// waiting for room, for a flush or for the end) only drives the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Receiver,
+    Driver,
+}
+
+/// What the connection knows about its peer (boxed: most servers ask once, right after
+/// accepting, and many take the request away).
+#[derive(Debug, Default)]
+pub(crate) struct Peer {
+    pub(crate) addr: Option<SocketAddr>,
+    pub(crate) request: Option<Box<Request>>,
+}
+
 /// One connection: the core, the stream, the outbound queue and the timer.
 #[derive(Debug)]
 pub(crate) struct Driver<S, T> {
     pub(crate) conn: Connection,
-    stream: S,
+    /// `None` once the transport has been closed and released.
+    stream: Option<S>,
     timer: Option<T>,
     /// When `timer` fires.
     armed: Option<Instant>,
     out: WriteQueue,
+    /// Events read while nobody was receiving (a writer drove the connection); the receiving
+    /// side gets them first. At most one read's worth: nothing more is read while it holds any.
+    backlog: VecDeque<Event>,
+    /// The receiving side is gone: events are dropped instead of kept.
+    receiver_gone: bool,
     /// The read side reached end of stream (or failed).
     eof: bool,
-    /// The transport was closed on our side.
-    shut: bool,
     end: End,
     /// When the last bytes must have left once the connection is over.
     finish_deadline: Option<Instant>,
     /// The last close, for `close_info()`.
     close_info: Option<Box<CloseInfo>>,
+    pub(crate) peer: Option<Box<Peer>>,
     pub(crate) write_limit: usize,
 }
 
@@ -69,30 +108,19 @@ where
     pub(crate) fn new(conn: Connection, stream: S) -> Self {
         Self {
             conn,
-            stream,
+            stream: Some(stream),
             timer: None,
             armed: None,
             out: WriteQueue::default(),
+            backlog: VecDeque::new(),
+            receiver_gone: false,
             eof: false,
-            shut: false,
             end: End::Running,
             close_info: None,
             finish_deadline: None,
+            peer: None,
             write_limit: crate::DEFAULT_WRITE_BUFFER_LIMIT,
         }
-    }
-
-    pub(crate) fn close_info(&self) -> Option<&CloseInfo> {
-        self.close_info.as_deref()
-    }
-
-    pub(crate) fn is_finished(&self) -> bool {
-        !matches!(self.end, End::Running)
-    }
-
-    /// Bytes queued and not yet written: the core's queue and ours.
-    pub(crate) fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount() + self.out.len()
     }
 
     /// Drives the connection until the core has an event for the application.
@@ -100,62 +128,56 @@ where
     /// Returns `Err` once with the way the connection ended (after the transport has been
     /// finished the way the core asked), then [`Error::AlreadyClosed`].
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
+        if let Some(event) = self.backlog.pop_front() {
+            if self.backlog.is_empty() {
+                self.backlog = VecDeque::new();
+            }
+            return Poll::Ready(Ok(event));
+        }
         if self.already_reported() {
             return Poll::Ready(Err(Error::AlreadyClosed));
         }
+        match ready!(self.poll_progress(cx, Role::Receiver)) {
+            Some(event) => Poll::Ready(Ok(event)),
+            None => Poll::Ready(Err(self.report())),
+        }
+    }
+
+    /// Drives the connection without taking events (they wait in the backlog for the
+    /// receiving side); ready once the connection is over and the transport finished.
+    pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.already_reported() {
+            return Poll::Ready(());
+        }
+        match ready!(self.poll_progress(cx, Role::Driver)) {
+            Some(_) => unreachable!("a driving poll hands out no events"),
+            None => Poll::Ready(()),
+        }
+    }
+
+    /// The next message, fragment, ping or pong.
+    pub(crate) fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Error>> {
         loop {
-            if let End::Running = self.end {
-                if let Some(event) = self.conn.poll_event() {
-                    match event {
-                        Event::Closed(info) => {
-                            trace_close(&info);
-                            self.close_info = Some(Box::new(info.clone()));
-                            self.end = End::Finishing(Box::new(Outcome::Closed(info)));
-                        }
-                        Event::HandshakeFailed(error) => {
-                            tracing::debug!(%error, "websocket opening handshake failed");
-                            self.end = End::Finishing(Box::new(Outcome::Handshake(error)));
-                        }
-                        event => return Poll::Ready(Ok(event)),
-                    }
-                }
+            let incoming = match ready!(self.poll_event(cx))? {
+                Event::Message(message) => Incoming::Message(message),
+                Event::Fragment(fragment) => Incoming::Fragment(fragment),
+                Event::Ping(payload) => Incoming::Ping(payload),
+                Event::Pong(payload) => Incoming::Pong(payload),
+                // Handshake events belong to the handshake, which is over.
+                _ => continue,
+            };
+            return Poll::Ready(Ok(incoming));
+        }
+    }
+
+    /// The next complete message; pings and pongs are skipped.
+    pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        loop {
+            match ready!(self.poll_incoming(cx))? {
+                Incoming::Message(message) => return Poll::Ready(Ok(message)),
+                Incoming::Fragment(_) => return Poll::Ready(Err(Error::UnexpectedFragment)),
+                Incoming::Ping(_) | Incoming::Pong(_) => {}
             }
-            self.take_transmits();
-            if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
-                self.fail_io(error);
-            }
-            if let End::Finishing(_) = self.end {
-                if !self.out.is_empty() {
-                    // Nothing more will be read: wait for the last bytes (a close frame, an
-                    // error response) to leave, then close the transport; but a peer that does
-                    // not read gets `close_timeout` to take them, not forever.
-                    let deadline = *self
-                        .finish_deadline
-                        .get_or_insert_with(|| T::now() + self.conn.config().close_timeout);
-                    if T::now() < deadline && self.arm_timer(deadline).poll_expired(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    tracing::debug!("websocket peer did not read the last bytes in time");
-                    self.out = WriteQueue::default();
-                    self.eof = true;
-                }
-                if self.conn.close_expected() || self.eof {
-                    return self.poll_finish(cx);
-                }
-            }
-            match self.poll_timers(cx) {
-                Poll::Ready(()) => continue,
-                Poll::Pending => {}
-            }
-            if self.out.len() > self.write_limit {
-                // The peer is not reading what we send: stop reading what it sends until it does
-                // (the write above registered for writability).
-                return Poll::Pending;
-            }
-            if self.eof {
-                return Poll::Pending;
-            }
-            ready!(self.poll_read(cx));
         }
     }
 
@@ -191,11 +213,62 @@ where
         }
     }
 
-    /// Queues a message at once, without waiting for room (`try_send`, `Sink::start_send`).
-    pub(crate) fn start_send(&mut self, message: wsengine::Message) -> Result<(), Error> {
+    /// Runs `command` on the core if the connection can still send, reporting a refusal
+    /// because the peer closed first as [`Error::AlreadyClosed`], not as misuse.
+    pub(crate) fn run_command(
+        &mut self,
+        command: impl FnOnce(&mut Connection) -> Result<(), ApiMisuse>,
+    ) -> Result<(), Error> {
         self.check_sendable()?;
-        let result = self.conn.send(message);
-        crate::websocket::map_misuse(self, result)
+        let result = command(&mut self.conn);
+        self.map_misuse(result)
+    }
+
+    /// Queues a message at once, without waiting for room (`Sink::start_send`).
+    pub(crate) fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        self.run_command(|conn| conn.send(message))
+    }
+
+    /// Queues `message` if the queue is below its limit.
+    pub(crate) fn try_send(&mut self, message: Message) -> Result<(), TrySendError> {
+        if let Err(error) = self.check_sendable() {
+            return Err(TrySendError::Error(error));
+        }
+        if self.buffered_amount() >= self.write_limit {
+            return Err(TrySendError::Full(message));
+        }
+        self.start_send(message).map_err(TrySendError::Error)
+    }
+
+    /// Queues a prepared message by reference if the queue is below its limit.
+    pub(crate) fn try_send_prepared(&mut self, message: &wsengine::PreparedMessage) -> Result<(), TrySendError<()>> {
+        if let Err(error) = self.check_sendable() {
+            return Err(TrySendError::Error(error));
+        }
+        if self.buffered_amount() >= self.write_limit {
+            return Err(TrySendError::Full(()));
+        }
+        self.run_command(|conn| conn.send_prepared(message))
+            .map_err(TrySendError::Error)
+    }
+
+    /// After a command: moves the core's output to our queue and writes all of it, unless asked
+    /// to defer, or (for the receiving side's own sends) a read batch is still being handed
+    /// out, whose end writes everything in one go (DESIGN.md "one write per wake-up").
+    pub(crate) fn after_command(&mut self, cx: &mut Context<'_>, defer: bool, cork: bool) -> Poll<Result<(), Error>> {
+        self.take_transmits();
+        if defer || (cork && self.has_events()) {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_flush(cx)
+    }
+
+    /// Writes what is queued without waiting: whatever the transport takes now.
+    pub(crate) fn write_now(&mut self, cx: &mut Context<'_>) {
+        self.take_transmits();
+        if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
+            self.fail_io(error);
+        }
     }
 
     /// Sending fails fast once the connection is over.
@@ -206,18 +279,100 @@ where
         Ok(())
     }
 
-    /// After a command: moves the core's output to our queue and writes all of it, unless asked
-    /// to defer or a read batch is still being handed out (whose end writes everything in one
-    /// go, DESIGN.md "one write per wake-up").
-    pub(crate) fn after_command(&mut self, cx: &mut Context<'_>, defer: bool) -> Poll<Result<(), Error>> {
-        self.take_transmits();
-        if defer || self.conn.has_events() {
-            return Poll::Ready(Ok(()));
+    /// Drops the connection at once: queued bytes are discarded and the transport released
+    /// without a close handshake.
+    pub(crate) fn abort(&mut self) {
+        if !self.is_finished() {
+            self.fail_io(io::Error::new(io::ErrorKind::ConnectionAborted, "connection aborted"));
         }
-        self.poll_flush(cx)
+        self.stream = None;
+        self.timer = None;
+        self.armed = None;
     }
 
     // ----- Internals -----
+
+    /// The run loop. The receiving side gets the next event; a driving side gets `Ready(None)`
+    /// only at the end. Either way `Ready(None)` means the connection is over and the transport
+    /// finished.
+    fn poll_progress(&mut self, cx: &mut Context<'_>, role: Role) -> Poll<Option<Event>> {
+        loop {
+            if let End::Running = self.end {
+                while let Some(event) = self.conn.poll_event() {
+                    match event {
+                        Event::Closed(info) => {
+                            trace_close(&info);
+                            self.close_info = Some(Box::new(info.clone()));
+                            self.end = End::Finishing(Box::new(Outcome::Closed(info)));
+                            break;
+                        }
+                        Event::HandshakeFailed(error) => {
+                            tracing::debug!(%error, "websocket opening handshake failed");
+                            self.end = End::Finishing(Box::new(Outcome::Handshake(error)));
+                            break;
+                        }
+                        event if role == Role::Receiver => return Poll::Ready(Some(event)),
+                        _ if self.receiver_gone => {}
+                        event => self.backlog.push_back(event),
+                    }
+                }
+            }
+            self.take_transmits();
+            if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
+                self.fail_io(error);
+            }
+            if let End::Finishing(_) = self.end {
+                if role == Role::Receiver && !self.backlog.is_empty() {
+                    // A driving side read these before the end: they come first.
+                    return Poll::Ready(self.backlog.pop_front());
+                }
+                if self.stream.is_none() {
+                    return Poll::Ready(None);
+                }
+                if !self.out.is_empty() {
+                    // Nothing more will be read: wait for the last bytes (a close frame, an
+                    // error response) to leave, then close the transport; but a peer that does
+                    // not read gets `close_timeout` to take them, not forever.
+                    let deadline = *self
+                        .finish_deadline
+                        .get_or_insert_with(|| T::now() + self.conn.config().close_timeout);
+                    if T::now() < deadline && self.arm_timer(deadline).poll_expired(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    tracing::debug!("websocket peer did not read the last bytes in time");
+                    self.out = WriteQueue::default();
+                    self.eof = true;
+                }
+                if self.conn.close_expected() || self.eof {
+                    ready!(self.poll_shut(cx));
+                    return Poll::Ready(None);
+                }
+            }
+            if self.poll_timers(cx).is_ready() {
+                continue;
+            }
+            if self.eof {
+                return Poll::Pending;
+            }
+            // Stop reading while the peer is not taking what we send (so it cannot make us
+            // buffer without bound), or while events read earlier still wait for the receiving
+            // side (a driving side reads only when nothing is waiting).
+            let over_limit = self.out.len() > self.write_limit;
+            let backlogged = role == Role::Driver && !self.receiver_gone && !self.backlog.is_empty();
+            self.conn.set_reading_paused(T::now(), over_limit || backlogged);
+            if over_limit || backlogged {
+                // The write above registered for writability; the receiving side wakes us.
+                return Poll::Pending;
+            }
+            ready!(self.poll_read(cx));
+        }
+    }
+
+    /// Whether the receiving side has events waiting (its replies are corked until it has
+    /// taken them all).
+    fn has_events(&self) -> bool {
+        !self.backlog.is_empty() || self.conn.has_events()
+    }
 
     fn take_transmits(&mut self) {
         while let Some(transmit) = self.conn.poll_transmit() {
@@ -226,10 +381,10 @@ where
     }
 
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.out.is_empty() || self.shut {
-            return Poll::Ready(Ok(()));
+        match &mut self.stream {
+            Some(stream) if !self.out.is_empty() => self.out.poll_write(stream, cx),
+            _ => Poll::Ready(Ok(())),
         }
-        self.out.poll_write(&mut self.stream, cx)
     }
 
     /// Runs due timers; ready when one ran (so the loop drains what it produced).
@@ -266,7 +421,10 @@ where
     /// Reads once into the shared buffer and feeds the core; ready when something happened.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let conn = &mut self.conn;
-        let stream = &mut self.stream;
+        let Some(stream) = &mut self.stream else {
+            self.eof = true;
+            return Poll::Ready(());
+        };
         let read = READ_BUF.with_borrow_mut(|buf| match Pin::new(stream).poll_read(cx, buf) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(0)),
             Poll::Ready(Ok(n)) => {
@@ -297,8 +455,12 @@ where
         if let End::Running = self.end {
             self.conn.handle_eof(T::now());
             while let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(info) = event {
-                    self.close_info = Some(Box::new(info));
+                match event {
+                    Event::Closed(info) => self.close_info = Some(Box::new(info)),
+                    Event::HandshakeFailed(_) => {}
+                    // Messages that arrived before the failure are still the application's.
+                    event if !self.receiver_gone => self.backlog.push_back(event),
+                    _ => {}
                 }
             }
             self.end = End::Finishing(Box::new(Outcome::Io(error)));
@@ -307,31 +469,66 @@ where
         while self.conn.poll_transmit().is_some() {}
     }
 
-    /// Closes our side of the transport and reports the outcome once.
-    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
-        if !self.shut {
+    /// Closes our side of the transport and releases it.
+    fn poll_shut(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(stream) = &mut self.stream {
             // An error closing a stream that is finished anyway changes nothing for the caller.
-            let _ = ready!(Pin::new(&mut self.stream).poll_close(cx));
-            self.shut = true;
+            let _ = ready!(Pin::new(stream).poll_close(cx));
         }
+        self.stream = None;
         self.timer = None;
         self.armed = None;
-        let error = match std::mem::replace(&mut self.end, End::Reported) {
+        Poll::Ready(())
+    }
+}
+
+impl<S, T> Driver<S, T> {
+    /// The receiving side is gone: keep nothing for it.
+    pub(crate) fn drop_receiver(&mut self) {
+        self.receiver_gone = true;
+        self.backlog = VecDeque::new();
+    }
+
+    pub(crate) fn close_info(&self) -> Option<&CloseInfo> {
+        self.close_info.as_deref()
+    }
+
+    /// The connection is over (its final event was seen).
+    pub(crate) fn is_finished(&self) -> bool {
+        !matches!(self.end, End::Running)
+    }
+
+    /// Bytes queued and not yet written: the core's queue and ours.
+    pub(crate) fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount() + self.out.len()
+    }
+
+    /// After the outcome was reported every poll answers this.
+    pub(crate) fn already_reported(&self) -> bool {
+        matches!(self.end, End::Reported) && self.backlog.is_empty()
+    }
+
+    /// A command refused because the connection is closing is reported as closed, not as
+    /// misuse: the peer may have closed first.
+    pub(crate) fn map_misuse(&self, result: Result<(), ApiMisuse>) -> Result<(), Error> {
+        match result {
+            Err(ApiMisuse::AlreadyClosing | ApiMisuse::NotOpen) if !self.conn.is_handshaking() => {
+                Err(Error::AlreadyClosed)
+            }
+            other => other.map_err(Error::Misuse),
+        }
+    }
+
+    /// Hands the outcome to the receiving side, once.
+    fn report(&mut self) -> Error {
+        match std::mem::replace(&mut self.end, End::Reported) {
             End::Finishing(outcome) => match *outcome {
                 Outcome::Closed(info) => Error::Closed(info),
                 Outcome::Handshake(error) => Error::Handshake(error),
                 Outcome::Io(error) => Error::Io(error),
             },
             End::Running | End::Reported => Error::AlreadyClosed,
-        };
-        Poll::Ready(Err(error))
-    }
-}
-
-impl<S, T> Driver<S, T> {
-    /// After the outcome was reported every poll answers this.
-    pub(crate) fn already_reported(&self) -> bool {
-        matches!(self.end, End::Reported)
+        }
     }
 }
 

@@ -34,13 +34,14 @@ pub enum Error {
     Connect(String),
 }
 
-/// Why [`try_send`](crate::WebSocket::try_send) did not queue a message; the message comes back.
+/// Why [`try_send`](crate::WebSocket::try_send) (or `try_send_prepared`, with `M = ()`: the
+/// caller still holds its prepared message) did not queue a message; the message comes back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TrySendError {
+pub enum TrySendError<M = Message> {
     /// The outbound queue is at its limit; wait (`send`) or drop the message.
     #[error("outbound queue is full")]
-    Full(Message),
+    Full(M),
     /// The connection cannot send.
     #[error(transparent)]
     Error(Error),

@@ -1,6 +1,8 @@
 //! Opening handshakes over a stream that is already connected.
 
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::task::Poll;
 use std::sync::Arc;
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -88,26 +90,84 @@ where
         &self.request
     }
 
-    /// Sends the `101` response and returns the open connection.
+    /// The peer's socket address, when known (see [`WebSocket::peer_addr`]).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.driver.peer.as_ref().and_then(|peer| peer.addr)
+    }
+
+    /// Records the peer's socket address; the [`WebSocket`] keeps it.
+    pub fn set_peer_addr(&mut self, addr: SocketAddr) {
+        self.driver.peer.get_or_insert_with(Box::default).addr = Some(addr);
+    }
+
+    /// Sends the `101` response and returns the open connection, which keeps the request
+    /// ([`WebSocket::request`]).
+    ///
+    /// The opening-handshake timeout covers the application's decision: once it has passed,
+    /// the client gets `408 Request Timeout` instead and this returns
+    /// [`HandshakeError::Timeout`].
     pub async fn accept(self, accept: Accept) -> Result<WebSocket<S, T>, Error> {
         Box::pin(async move {
             let mut this = self;
+            this.driver.conn.handle_timeout(T::now());
+            if !this.driver.conn.is_handshaking() {
+                return Err(this.finish().await);
+            }
             this.driver.conn.accept(T::now(), accept)?;
             poll_fn(|cx| this.driver.poll_flush(cx)).await?;
             tracing::debug!(path = this.request.path(), protocol = ?this.driver.conn.protocol(), "websocket accepted");
-            Ok(WebSocket::from_driver(*this.driver))
+            let PendingUpgrade { mut driver, request } = this;
+            driver.peer.get_or_insert_with(Box::default).request = Some(request);
+            Ok(WebSocket::from_driver(*driver))
         })
         .await
     }
 
     /// Sends the rejection response and closes the transport; returns the error that says so.
     pub async fn reject(mut self, reject: Reject) -> Error {
-        if let Err(misuse) = self.driver.conn.reject(reject) {
-            return misuse.into();
+        self.driver.conn.handle_timeout(T::now());
+        if self.driver.conn.is_handshaking() {
+            if let Err(misuse) = self.driver.conn.reject(reject) {
+                return misuse.into();
+            }
         }
+        self.finish().await
+    }
+
+    /// Runs an asynchronous decision (an authorization lookup, say) against the opening
+    /// handshake timeout: if the decision takes longer, the client gets `408` and the decision
+    /// is dropped. Meanwhile the connection is watched, so a client that goes away ends it.
+    pub async fn decide<F>(mut self, decision: F) -> Result<WebSocket<S, T>, Error>
+    where
+        F: Future<Output = Result<Accept, Reject>>,
+    {
+        let mut decision = std::pin::pin!(decision);
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = decision.as_mut().poll(cx) {
+                return Poll::Ready(Ok(outcome));
+            }
+            // The core fails the handshake (408) when the timer passes, or on end of stream;
+            // no other event can come before the decision.
+            match self.driver.poll_event(cx) {
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Ready(Ok(_)) | Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(accept)) => self.accept(accept).await,
+            Ok(Err(reject)) => Err(self.reject(reject).await),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Drives the failed or rejected handshake to its end: the response leaves, the
+    /// transport closes.
+    async fn finish(mut self) -> Error {
         loop {
             match poll_fn(|cx| self.driver.poll_event(cx)).await {
                 Ok(_) => {}
+                Err(Error::AlreadyClosed) => return HandshakeError::Closed.into(),
                 Err(error) => return error,
             }
         }

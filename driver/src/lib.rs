@@ -32,7 +32,8 @@ pub use client::tls;
 pub use error::{Error, TrySendError};
 pub use handshake::{PendingUpgrade, accept, accept_request, accept_with, client};
 pub use split::{Reader, Writer};
-pub use websocket::{Incoming, WebSocket};
+pub use driver::Incoming;
+pub use websocket::WebSocket;
 pub use {futures_io, wsengine};
 
 /// A runtime's clock and sleep, as the driver needs them.

@@ -9,28 +9,16 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
+use std::net::SocketAddr;
+
 use wsengine::{
-    ApiMisuse, CloseCode, CloseInfo, Config, Connection, Event, Fragment, Message, MessageKind, Negotiated,
-    PreparedMessage, Role,
+    ApiMisuse, CloseCode, CloseInfo, Config, Connection, Message, MessageKind, Negotiated, PreparedMessage, Request,
+    Role,
 };
 
 use crate::Timer;
-use crate::driver::Driver;
+use crate::driver::{Driver, Incoming};
 use crate::error::{Error, TrySendError};
-
-/// Everything [`recv_incoming`](WebSocket::recv_incoming) can hand out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Incoming {
-    /// A complete message.
-    Message(Message),
-    /// One frame of a message (only with `Config::deliver_fragments`).
-    Fragment(Fragment),
-    /// A ping arrived (already answered unless `Config::auto_pong` is off).
-    Ping(Bytes),
-    /// A pong arrived.
-    Pong(Bytes),
-}
 
 /// An open WebSocket connection over stream `S`, timed by `T`.
 ///
@@ -86,6 +74,28 @@ where
         self.driver.close_info()
     }
 
+    /// The peer's socket address, when the runtime crate's `accept` knew it (TCP, and TLS over
+    /// TCP) or it was set with [`set_peer_addr`](Self::set_peer_addr).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.driver.peer.as_ref().and_then(|peer| peer.addr)
+    }
+
+    /// Records the peer's address (for streams whose address the runtime crate cannot see).
+    pub fn set_peer_addr(&mut self, addr: SocketAddr) {
+        self.driver.peer.get_or_insert_with(Box::default).addr = Some(addr);
+    }
+
+    /// Server: the upgrade request this connection was accepted from (path, query, headers,
+    /// cookies, origin), kept until [`take_request`](Self::take_request) takes it.
+    pub fn request(&self) -> Option<&Request> {
+        self.driver.peer.as_ref().and_then(|peer| peer.request.as_deref())
+    }
+
+    /// Server: takes the upgrade request away, so an open connection stops holding its headers.
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.driver.peer.as_mut().and_then(|peer| peer.request.take()).map(|request| *request)
+    }
+
     /// Bytes queued for the peer and not yet written.
     pub fn buffered_amount(&self) -> usize {
         self.driver.buffered_amount()
@@ -116,12 +126,17 @@ where
 
     /// Poll form of [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
-        poll_message(&mut self.driver, cx)
+        self.driver.poll_message(cx)
     }
 
     /// The next message, fragment, ping or pong.
     pub async fn recv_incoming(&mut self) -> Result<Incoming, Error> {
-        poll_fn(|cx| poll_incoming(&mut self.driver, cx)).await
+        poll_fn(|cx| self.driver.poll_incoming(cx)).await
+    }
+
+    /// Poll form of [`recv_incoming`](Self::recv_incoming).
+    pub fn poll_recv_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Error>> {
+        self.driver.poll_incoming(cx)
     }
 
     // ----- Sending -----
@@ -142,7 +157,19 @@ where
     /// Queues a message if the queue is below its limit, without waiting; the message is
     /// written by the next `recv`, `send` or `flush`.
     pub fn try_send(&mut self, message: impl Into<Message>) -> Result<(), TrySendError> {
-        try_send(&mut self.driver, message.into())
+        self.driver.try_send(message.into())
+    }
+
+    /// Queues a message framed once for many connections (a refcount, no copy) if the queue is
+    /// below its limit, without waiting; [`TrySendError::Full`] leaves the message with the
+    /// caller. It is written by the next `recv`, `send` or `flush`.
+    pub fn try_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), TrySendError<()>> {
+        self.driver.try_send_prepared(message)
+    }
+
+    /// Poll form of [`flush`](Self::flush).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.driver.poll_flush(cx)
     }
 
     /// Sends a message framed once for many connections (see [`PreparedMessage`]).
@@ -184,9 +211,12 @@ where
     /// (dropping any message still in flight) until the peer answers or `close_timeout` passes,
     /// and finishes the transport. If the peer closed first, finishes its close handshake.
     /// Returns how the connection ended.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {
+    ///
+    /// A clean end shows as `Ok` with [`CloseInfo::clean`] set; `close(1000, "done")` works,
+    /// as does `close(CloseCode::NORMAL, "done")`.
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<CloseInfo, Error> {
         if self.driver.conn.is_open() {
-            self.driver.conn.close(T::now(), code, reason)?;
+            self.driver.conn.close(T::now(), code.into(), reason)?;
         }
         loop {
             match poll_fn(|cx| self.driver.poll_event(cx)).await {
@@ -228,68 +258,11 @@ where
                         }
                     }
                 }
-                self.driver.check_sendable()?;
-                let result = command(&mut self.driver.conn);
-                map_misuse(&self.driver, result)?;
+                self.driver.run_command(command)?;
             }
-            self.driver.after_command(cx, defer)
+            self.driver.after_command(cx, defer, true)
         })
     }
-}
-
-/// A command refused because the connection is closing is reported as closed, not as misuse:
-/// the peer may have closed first.
-pub(crate) fn map_misuse<S, T>(driver: &Driver<S, T>, result: Result<(), ApiMisuse>) -> Result<(), Error> {
-    match result {
-        Err(ApiMisuse::AlreadyClosing | ApiMisuse::NotOpen) if !driver.conn.is_handshaking() => {
-            Err(Error::AlreadyClosed)
-        }
-        other => other.map_err(Error::Misuse),
-    }
-}
-
-pub(crate) fn poll_incoming<S, T>(driver: &mut Driver<S, T>, cx: &mut Context<'_>) -> Poll<Result<Incoming, Error>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Timer,
-{
-    loop {
-        let incoming = match ready!(driver.poll_event(cx))? {
-            Event::Message(message) => Incoming::Message(message),
-            Event::Fragment(fragment) => Incoming::Fragment(fragment),
-            Event::Ping(payload) => Incoming::Ping(payload),
-            Event::Pong(payload) => Incoming::Pong(payload),
-            // Handshake events belong to the handshake, which is over.
-            _ => continue,
-        };
-        return Poll::Ready(Ok(incoming));
-    }
-}
-
-pub(crate) fn poll_message<S, T>(driver: &mut Driver<S, T>, cx: &mut Context<'_>) -> Poll<Result<Message, Error>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Timer,
-{
-    loop {
-        match ready!(poll_incoming(driver, cx))? {
-            Incoming::Message(message) => return Poll::Ready(Ok(message)),
-            Incoming::Fragment(_) => return Poll::Ready(Err(Error::UnexpectedFragment)),
-            Incoming::Ping(_) | Incoming::Pong(_) => {}
-        }
-    }
-}
-
-/// Queues `message` if the queue is below its limit.
-pub(crate) fn try_send<S, T>(driver: &mut Driver<S, T>, message: Message) -> Result<(), TrySendError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Timer,
-{
-    if driver.check_sendable().is_ok() && driver.buffered_amount() >= driver.write_limit {
-        return Err(TrySendError::Full(message));
-    }
-    driver.start_send(message).map_err(TrySendError::Error)
 }
 
 /// A stream item for a receive result: the end of the connection ends the stream.

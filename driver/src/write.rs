@@ -16,18 +16,40 @@ const COPY_BELOW: usize = 8 * 1024;
 /// How many buffers one `writev` takes.
 const MAX_SLICES: usize = 64;
 
-/// Bytes waiting for the transport, in order.
+/// Bytes waiting for the transport, in order; pings and pongs overtake queued data at the
+/// next frame boundary (§5.4 lets control frames go between the frames of a message, and a
+/// heartbeat must not wait behind a megabyte of data).
 #[derive(Debug, Default)]
 pub(crate) struct WriteQueue {
     /// Buffers ready to write; the first may be partly written.
-    chunks: VecDeque<Bytes>,
-    /// Small frames being gathered; becomes a chunk when a large payload follows or a write starts.
+    chunks: VecDeque<Chunk>,
+    /// Small frames being gathered; becomes a chunk when a large payload follows, when it
+    /// reaches [`SEAL_AT`] or when a write starts.
     tail: BytesMut,
+    /// Whether `tail` ends with a whole frame (not with a large payload's header).
+    tail_ends_frame: bool,
+    /// Pings and pongs waiting for a frame boundary.
+    control: BytesMut,
     /// Bytes of `chunks[0]` already written.
     written: usize,
-    /// Bytes not yet written, in `chunks` and `tail`.
+    /// The bytes written so far end inside a frame.
+    mid_frame: bool,
+    /// A handshake head is queued: nothing may overtake it, so control frames queue in order.
+    in_order: bool,
+    /// Bytes not yet written, in `chunks`, `tail` and `control`.
     len: usize,
 }
+
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    /// The chunk's last byte ends a frame, so a control frame may follow it.
+    ends_frame: bool,
+}
+
+/// A tail of small frames is sealed into a chunk at this size, so a control frame waiting for a
+/// boundary waits at most this long behind them.
+const SEAL_AT: usize = 64 * 1024;
 
 impl WriteQueue {
     /// Bytes not yet written.
@@ -40,14 +62,30 @@ impl WriteQueue {
     }
 
     pub(crate) fn push(&mut self, transmit: &Transmit) {
+        let idle = self.len == 0;
         self.len += transmit.len();
+        if transmit.header().is_empty() {
+            self.in_order = true;
+        } else if !idle && !self.in_order && is_ping_or_pong(transmit) {
+            self.control.extend_from_slice(transmit.header());
+            self.control.extend_from_slice(transmit.payload());
+            return;
+        }
         self.tail.extend_from_slice(transmit.header());
         let payload = transmit.payload();
         if payload.len() < COPY_BELOW {
             self.tail.extend_from_slice(payload);
+            self.tail_ends_frame = true;
+            if self.tail.len() >= SEAL_AT {
+                self.seal_tail();
+            }
         } else {
+            self.tail_ends_frame = false;
             self.seal_tail();
-            self.chunks.push_back(payload.clone());
+            self.chunks.push_back(Chunk {
+                bytes: payload.clone(),
+                ends_frame: true,
+            });
         }
     }
 
@@ -58,13 +96,26 @@ impl WriteQueue {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         self.seal_tail();
-        while !self.chunks.is_empty() {
+        loop {
+            if !self.control.is_empty() && !self.mid_frame && self.written == 0 {
+                let bytes = self.control.split().freeze();
+                self.chunks.push_front(Chunk { bytes, ends_frame: true });
+                self.control = BytesMut::new();
+            }
+            if self.chunks.is_empty() {
+                break;
+            }
+            // With a control frame waiting, write only up to the next frame boundary.
+            let stop_at_boundary = !self.control.is_empty();
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
             for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
                 let start = if i == 0 { self.written } else { 0 };
-                slices[i] = IoSlice::new(&chunk[start..]);
+                slices[i] = IoSlice::new(&chunk.bytes[start..]);
                 count += 1;
+                if stop_at_boundary && chunk.ends_frame {
+                    break;
+                }
             }
             let n = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
@@ -78,7 +129,11 @@ impl WriteQueue {
 
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+            let bytes = self.tail.split().freeze();
+            self.chunks.push_back(Chunk {
+                bytes,
+                ends_frame: self.tail_ends_frame,
+            });
         }
     }
 
@@ -86,22 +141,35 @@ impl WriteQueue {
         self.len -= n;
         while n > 0 {
             let Some(first) = self.chunks.front() else { break };
-            let left = first.len() - self.written;
+            let left = first.bytes.len() - self.written;
             if n < left {
                 self.written += n;
+                self.mid_frame = true;
                 return;
             }
             n -= left;
             self.written = 0;
+            self.mid_frame = !first.ends_frame;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() {
+        if self.chunks.is_empty() && self.control.is_empty() {
             // Idle connections keep no write buffer (DESIGN.md: an idle connection costs almost
             // nothing); the next burst allocates afresh.
             self.chunks = VecDeque::new();
             self.tail = BytesMut::new();
+            self.control = BytesMut::new();
+            self.mid_frame = false;
+            self.in_order = false;
         }
     }
+}
+
+/// Pings and pongs may overtake data; a close frame never does (it is the last frame).
+fn is_ping_or_pong(transmit: &Transmit) -> bool {
+    transmit
+        .header()
+        .first()
+        .is_some_and(|byte| matches!(byte & 0x0f, 0x9 | 0xa))
 }
 
 #[cfg(test)]

@@ -48,21 +48,41 @@ mod connect;
 
 pub use connect::{MaybeTlsStream, connect, connect_with};
 
-/// A WebSocket over the stream `S`.
+/// A WebSocket over the stream `S`; the default, [`MaybeTlsStream`], is what [`connect`]
+/// returns. A server's connections are [`ServerWebSocket`]s.
 pub type WebSocket<S = MaybeTlsStream> = wsengine_driver::WebSocket<S, SmolTimer>;
 /// The receiving half of a split [`WebSocket`].
 pub type Reader<S = MaybeTlsStream> = wsengine_driver::Reader<S, SmolTimer>;
-/// A cloneable sending half of a split [`WebSocket`].
+/// A cloneable sending half of a split [`WebSocket`] (`Send + Sync`: keep it in a map).
 pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<S, SmolTimer>;
+/// What [`accept`] returns for a `TcpStream`: name it in a server's own types.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use wsengine_smol::ServerWriter;
+///
+/// // Every connected client's sending half, by connection id.
+/// let clients: HashMap<u64, ServerWriter> = HashMap::new();
+/// # drop(clients);
+/// ```
+pub type ServerWebSocket<S = async_net::TcpStream> = WebSocket<S>;
+/// The receiving half of a split [`ServerWebSocket`].
+pub type ServerReader<S = async_net::TcpStream> = Reader<S>;
+/// A sending half of a split [`ServerWebSocket`].
+pub type ServerWriter<S = async_net::TcpStream> = Writer<S>;
 /// An upgrade request waiting for the application's decision.
-pub type PendingUpgrade<S> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
+pub type PendingUpgrade<S = async_net::TcpStream> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
 
 /// Server: reads the upgrade request from `stream` and accepts it.
+///
+/// The connection knows its peer's address ([`WebSocket::peer_addr`]) when `stream` is an
+/// `async_net::TcpStream` or a rustls server stream over one.
 pub fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    wsengine_driver::accept(stream, config)
+    let pending = accept_request(stream, config);
+    Box::pin(async move { pending.await?.accept(Accept::new()).await })
 }
 
 /// Server: reads the upgrade request and lets `decide` accept (subprotocol, headers) or reject
@@ -73,21 +93,51 @@ pub fn accept_with<S, F>(
     decide: F,
 ) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    wsengine_driver::accept_with(stream, config, decide)
+    let pending = accept_request(stream, config);
+    Box::pin(async move {
+        let pending = pending.await?;
+        match decide(pending.request()) {
+            Ok(accept) => pending.accept(accept).await,
+            Err(reject) => Err(pending.reject(reject).await),
+        }
+    })
 }
 
-/// Server: reads the upgrade request and returns it for an asynchronous decision.
+/// Server: reads the upgrade request and returns it for an asynchronous decision
+/// ([`PendingUpgrade::decide`] keeps the opening-handshake timeout running over it).
 pub fn accept_request<S>(
     stream: S,
     config: impl Into<Arc<Config>>,
 ) -> impl Future<Output = Result<PendingUpgrade<S>, Error>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    wsengine_driver::accept_request(stream, config)
+    let peer = peer_addr_of(&stream);
+    let pending = wsengine_driver::accept_request(stream, config);
+    Box::pin(async move {
+        let mut pending = pending.await?;
+        if let Some(addr) = peer {
+            pending.set_peer_addr(addr);
+        }
+        Ok(pending)
+    })
+}
+
+/// The peer address of the stream types a server accepts from.
+fn peer_addr_of<S: 'static>(stream: &S) -> Option<std::net::SocketAddr> {
+    use async_net::TcpStream;
+    let any = stream as &dyn std::any::Any;
+    if let Some(tcp) = any.downcast_ref::<TcpStream>() {
+        return tcp.peer_addr().ok();
+    }
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = any.downcast_ref::<futures_rustls::server::TlsStream<TcpStream>>() {
+        return tls.get_ref().0.peer_addr().ok();
+    }
+    None
 }
 
 /// Client: runs the opening handshake of `request` over a stream the caller connected.

@@ -46,21 +46,52 @@ pub mod upgrade;
 pub use connect::{MaybeTlsStream, connect, connect_with};
 pub use io::TokioIo;
 
-/// A WebSocket over the tokio stream `S`.
+/// A WebSocket over the tokio stream `S`; the default, [`MaybeTlsStream`], is what
+/// [`connect`] returns. A server's connections are [`ServerWebSocket`]s.
 pub type WebSocket<S = MaybeTlsStream> = wsengine_driver::WebSocket<TokioIo<S>, TokioTimer>;
 /// The receiving half of a split [`WebSocket`].
 pub type Reader<S = MaybeTlsStream> = wsengine_driver::Reader<TokioIo<S>, TokioTimer>;
-/// A cloneable sending half of a split [`WebSocket`].
+/// A cloneable sending half of a split [`WebSocket`] (`Send + Sync`: keep it in a map).
 pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<TokioIo<S>, TokioTimer>;
+/// What [`accept`] returns for a `TcpStream`: name it in a server's own types.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use wsengine_tokio::ServerWriter;
+///
+/// // Every connected client's sending half, by connection id.
+/// let clients: HashMap<u64, ServerWriter> = HashMap::new();
+/// # drop(clients);
+/// ```
+pub type ServerWebSocket<S = tokio::net::TcpStream> = WebSocket<S>;
+/// The receiving half of a split [`ServerWebSocket`].
+pub type ServerReader<S = tokio::net::TcpStream> = Reader<S>;
+/// A sending half of a split [`ServerWebSocket`].
+pub type ServerWriter<S = tokio::net::TcpStream> = Writer<S>;
 /// An upgrade request waiting for the application's decision.
-pub type PendingUpgrade<S> = wsengine_driver::PendingUpgrade<TokioIo<S>, TokioTimer>;
+pub type PendingUpgrade<S = tokio::net::TcpStream> = wsengine_driver::PendingUpgrade<TokioIo<S>, TokioTimer>;
 
 /// Server: reads the upgrade request from `stream` and accepts it.
+///
+/// The connection knows its peer's address ([`WebSocket::peer_addr`]) when `stream` is a
+/// `TcpStream` or a rustls server stream over one.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsengine_tokio::Error> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9002").await?;
+/// let (tcp, _) = listener.accept().await?;
+/// let mut ws = wsengine_tokio::accept(tcp, wsengine_tokio::Config::default()).await?;
+/// while let Ok(message) = ws.recv().await {
+///     ws.send(message).await?;
+/// }
+/// # Ok(()) }
+/// ```
 pub fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    wsengine_driver::accept(TokioIo::new(stream), config)
+    let pending = accept_request(stream, config);
+    Box::pin(async move { pending.await?.accept(Accept::new()).await })
 }
 
 /// Server: reads the upgrade request and lets `decide` accept (subprotocol, headers) or reject
@@ -71,21 +102,51 @@ pub fn accept_with<S, F>(
     decide: F,
 ) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    wsengine_driver::accept_with(TokioIo::new(stream), config, decide)
+    let pending = accept_request(stream, config);
+    Box::pin(async move {
+        let pending = pending.await?;
+        match decide(pending.request()) {
+            Ok(accept) => pending.accept(accept).await,
+            Err(reject) => Err(pending.reject(reject).await),
+        }
+    })
 }
 
-/// Server: reads the upgrade request and returns it for an asynchronous decision.
+/// Server: reads the upgrade request and returns it for an asynchronous decision
+/// ([`PendingUpgrade::decide`] keeps the opening-handshake timeout running over it).
 pub fn accept_request<S>(
     stream: S,
     config: impl Into<Arc<Config>>,
 ) -> impl Future<Output = Result<PendingUpgrade<S>, Error>>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    wsengine_driver::accept_request(TokioIo::new(stream), config)
+    let peer = peer_addr_of(&stream);
+    let pending = wsengine_driver::accept_request(TokioIo::new(stream), config);
+    Box::pin(async move {
+        let mut pending = pending.await?;
+        if let Some(addr) = peer {
+            pending.set_peer_addr(addr);
+        }
+        Ok(pending)
+    })
+}
+
+/// The peer address of the stream types a server accepts from.
+fn peer_addr_of<S: 'static>(stream: &S) -> Option<std::net::SocketAddr> {
+    use tokio::net::TcpStream;
+    let any = stream as &dyn std::any::Any;
+    if let Some(tcp) = any.downcast_ref::<TcpStream>() {
+        return tcp.peer_addr().ok();
+    }
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = any.downcast_ref::<tokio_rustls::server::TlsStream<TcpStream>>() {
+        return tls.get_ref().0.peer_addr().ok();
+    }
+    None
 }
 
 /// Client: runs the opening handshake of `request` over a stream the caller connected.
