@@ -1,0 +1,1 @@
+//! An [`Authorizer`](super::Authorizer) over JSON Web Tokens (placeholder until wired).
