@@ -32,14 +32,16 @@ pub fn utf8_chunks(data: &[u8]) {
     assert_eq!(incremental, std::str::from_utf8(bytes).is_ok());
 }
 
-/// Server handshake parsing, fed in chunks: never panics; a rejected request gets a response.
+/// Server handshake parsing, fed in chunks, then end of stream: never panics, and exactly one
+/// final event (a request left undecided fails at end of stream).
 pub fn server_handshake(data: &[u8]) {
     let now = Instant::now();
     let mut server = Connection::server(Config::default(), now);
     for piece in data.chunks(61) {
         server.handle_data(now, piece);
     }
-    check_single_final_event(&mut server);
+    server.handle_eof(now);
+    check_single_final_event(&mut server, 0);
 }
 
 /// Client handshake response parsing.
@@ -48,7 +50,10 @@ pub fn client_handshake(data: &[u8]) {
     let mut client = Connection::client(deflate_config(), &request(), now);
     while client.poll_transmit().is_some() {}
     client.handle_data(now, data);
-    check_single_final_event(&mut client);
+    // A complete response opens the connection; anything else fails it. End of stream ends
+    // either way.
+    client.handle_eof(now);
+    check_single_final_event(&mut client, 0);
 }
 
 /// A whole open server connection fed arbitrary bytes (in chunks sized by the first byte),
@@ -59,12 +64,13 @@ pub fn server_connection(data: &[u8]) {
     };
     let now = Instant::now();
     let mut server = open_server(now);
+    let mut finals = 0;
     for piece in bytes.chunks(usize::from(size) + 1) {
         server.handle_data(now, piece);
-        echo_events(&mut server);
+        finals += echo_events(&mut server);
     }
     server.handle_eof(now);
-    check_single_final_event(&mut server);
+    check_single_final_event(&mut server, finals);
 }
 
 /// The same for a client connection (unmasked frames, compression agreed).
@@ -82,12 +88,13 @@ pub fn client_connection(data: &[u8]) {
     head.extend_from_slice(crate::handshake::accept_key(key).as_bytes());
     head.extend_from_slice(b"\r\n\r\n");
     client.handle_data(now, &head);
+    let mut finals = 0;
     for piece in bytes.chunks(usize::from(size) + 1) {
         client.handle_data(now, piece);
-        echo_events(&mut client);
+        finals += echo_events(&mut client);
     }
     client.handle_eof(now);
-    check_single_final_event(&mut client);
+    check_single_final_event(&mut client, finals);
 }
 
 /// Inflating arbitrary data under a size cap: never panics, never exceeds the cap.
@@ -232,33 +239,38 @@ fn open_server(now: Instant) -> Connection {
     server
 }
 
-fn echo_events(conn: &mut Connection) {
+/// Echoes every message back; returns how many final events it saw (0 or 1).
+fn echo_events(conn: &mut Connection) -> usize {
+    let mut finals = 0;
     while let Some(event) = conn.poll_event() {
         match event {
             Event::Message(message) => {
                 let _ = conn.send(message);
             }
             Event::Closed(_) | Event::HandshakeFailed(_) => {
+                finals += 1;
                 assert!(conn.poll_event().is_none(), "an event after the final one");
             }
             _ => {}
         }
     }
     while conn.poll_transmit().is_some() {}
+    finals
 }
 
-fn check_single_final_event(conn: &mut Connection) {
-    let mut finals = 0;
+/// After end of stream: the connection reported exactly one final event over its life (`seen`
+/// of them before this call), nothing after it, and refuses to send.
+fn check_single_final_event(conn: &mut Connection, seen: usize) {
+    let mut finals = seen;
     while let Some(event) = conn.poll_event() {
         assert_eq!(finals, 0, "an event after the final one: {event:?}");
         if matches!(event, Event::Closed(_) | Event::HandshakeFailed(_)) {
             finals += 1;
         }
     }
-    assert!(finals <= 1);
-    if conn.is_closed() {
-        assert!(conn.send("late").is_err());
-    }
+    assert_eq!(finals, 1, "exactly one final event");
+    assert!(conn.is_closed(), "closed after end of stream");
+    assert!(conn.send("late").is_err());
 }
 
 fn header_value<'a>(head: &'a [u8], name: &[u8]) -> &'a [u8] {

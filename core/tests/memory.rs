@@ -2,9 +2,12 @@
 //! idle connections hold no large buffers, compression state is released when the agreed
 //! parameters allow, and an inflate bomb is stopped with bounded memory.
 //!
-//! One `#[test]` runs the scenarios in turn, so no other test thread allocates meanwhile.
+//! Only allocations made by the measuring thread inside [`counted`] are counted: libtest's own
+//! threads (its output capture, the timeout monitor) allocate whenever they like, and once made
+//! "dropping the pair frees everything" fail now and then.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
@@ -15,16 +18,30 @@ struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
 
+thread_local! {
+    // Const-initialised and without a destructor: reading it never allocates, so the allocator
+    // may consult it.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting_here() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
+
 // SAFETY: forwards to the system allocator, only counting bytes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
-        PEAK.fetch_max(live, Ordering::Relaxed);
+        if counting_here() {
+            let live = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        if counting_here() {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -32,6 +49,15 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// Runs `f` with this thread's allocations counted. Nothing in `f` may print: libtest's output
+/// capture would grow its buffer on this thread.
+fn counted<R>(f: impl FnOnce() -> R) -> R {
+    COUNTING.with(|c| c.set(true));
+    let result = f();
+    COUNTING.with(|c| c.set(false));
+    result
+}
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
@@ -78,6 +104,10 @@ fn open_pair(config: Config, now: Instant) -> (Connection, Connection) {
 
 /// Heap held by an open pair after exchanging `size`-byte messages, and before.
 fn held_after_traffic(config: Config, size: usize) -> (isize, isize) {
+    counted(|| measure_traffic(config, size))
+}
+
+fn measure_traffic(config: Config, size: usize) -> (isize, isize) {
     let now = Instant::now();
     let before = live();
     let (mut client, mut server) = open_pair(config, now);
@@ -181,9 +211,11 @@ fn inflate_bomb_closes_with_1009_and_bounded_memory() {
     frame.extend_from_slice(&bomb);
     let baseline = live();
     PEAK.store(baseline, Ordering::Relaxed);
-    for piece in frame.chunks(64 << 10) {
-        server.handle_data(now, piece);
-    }
+    counted(|| {
+        for piece in frame.chunks(64 << 10) {
+            server.handle_data(now, piece);
+        }
+    });
     let peak = PEAK.load(Ordering::Relaxed) - baseline;
     let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
     let Some(Event::Closed(info)) = events.last() else {

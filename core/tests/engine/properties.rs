@@ -130,14 +130,36 @@ proptest! {
         prop_assert!(pair.server.send("after").is_err(), "nothing is sent after the end");
     }
 
-    /// The same for the opening handshake.
+    /// The same for the opening handshake: whatever the request bytes, end of stream before a
+    /// decision ends in exactly one `HandshakeFailed`, the last event.
     #[test]
-    fn arbitrary_requests_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn arbitrary_requests_end_in_one_failure(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let now = std::time::Instant::now();
         let mut server = wsengine::Connection::server(Config::default(), now);
         server.handle_data(now, &bytes);
         server.handle_eof(now);
         let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
-        prop_assert!(events.iter().filter(|e| matches!(e, Event::HandshakeFailed(_))).count() <= 1);
+        let finals = events.iter().filter(|e| matches!(e, Event::Closed(_) | Event::HandshakeFailed(_))).count();
+        prop_assert_eq!(finals, 1, "{:?}", events);
+        prop_assert!(matches!(events.last(), Some(Event::HandshakeFailed(_))));
+        prop_assert!(server.is_closed());
+    }
+
+    /// A valid request with random bytes pipelined behind it, then end of stream before the
+    /// application decides: one `Request`, then exactly one `HandshakeFailed`.
+    #[test]
+    fn undecided_request_ends_in_one_failure(trailing in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let now = std::time::Instant::now();
+        let mut server = wsengine::Connection::server(Config::default(), now);
+        let mut bytes = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&trailing);
+        server.handle_data(now, &bytes);
+        server.handle_eof(now);
+        let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+        prop_assert!(matches!(events.first(), Some(Event::Request(_))), "{:?}", events);
+        let finals = events.iter().filter(|e| matches!(e, Event::Closed(_) | Event::HandshakeFailed(_))).count();
+        prop_assert_eq!(finals, 1, "{:?}", events);
+        prop_assert!(matches!(events.last(), Some(Event::HandshakeFailed(_))));
     }
 }
