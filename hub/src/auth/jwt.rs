@@ -122,8 +122,15 @@ impl fmt::Debug for JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// HS256 tokens signed with `secret`.
+    /// HS256 tokens signed with `secret`. RFC 7518 section 3.2 requires at least 32 bytes; a
+    /// shorter secret is accepted (test setups use them) with a warning in the log.
     pub fn hs256(secret: &[u8]) -> Self {
+        if secret.len() < 32 {
+            tracing::warn!(
+                len = secret.len(),
+                "HS256 secret shorter than 32 bytes (RFC 7518 section 3.2)"
+            );
+        }
         Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
     }
 
