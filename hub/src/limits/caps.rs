@@ -368,6 +368,86 @@ mod tests {
         assert_eq!(caps.tracked_keys(), (0, 0));
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Acquire { ip: u8, user: Option<u8> },
+        Release(usize),
+        SetUser(usize, u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..4, proptest::option::of(0u8..3)).prop_map(|(ip, user)| Op::Acquire { ip, user }),
+            any::<usize>().prop_map(Op::Release),
+            (any::<usize>(), 0u8..3).prop_map(|(i, user)| Op::SetUser(i, user)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a plain model: every acquire is granted exactly when all three counts are
+        /// under their caps, with the cap named in the error, and the registry's counts always
+        /// equal the model's.
+        #[test]
+        fn matches_a_model(ops in proptest::collection::vec(op(), 1..200)) {
+            let caps = caps(6, 3, 2);
+            let mut held: Vec<ConnectionGuard> = Vec::new();
+            let mut model: Vec<(u8, Option<String>)> = Vec::new();
+            let count_ip = |model: &[(u8, Option<String>)], ip: u8| model.iter().filter(|(i, _)| *i == ip).count();
+            let count_user =
+                |model: &[(u8, Option<String>)], u: &str| model.iter().filter(|(_, x)| x.as_deref() == Some(u)).count();
+            for op in ops {
+                match op {
+                    Op::Acquire { ip: i, user } => {
+                        let user = user.map(|u| format!("u{u}"));
+                        let expected = if model.len() >= 6 {
+                            Err(CapExceeded::Total { limit: 6 })
+                        } else if count_ip(&model, i) >= 3 {
+                            Err(CapExceeded::PerIp { limit: 3 })
+                        } else if user.as_deref().is_some_and(|u| count_user(&model, u) >= 2) {
+                            Err(CapExceeded::PerUser { limit: 2 })
+                        } else {
+                            Ok(())
+                        };
+                        let got = caps.try_acquire(ip(i), user.as_deref());
+                        proptest::prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| *e), expected);
+                        if let Ok(guard) = got {
+                            held.push(guard);
+                            model.push((i, user));
+                        }
+                    }
+                    Op::Release(i) if !held.is_empty() => {
+                        let i = i % held.len();
+                        drop(held.swap_remove(i));
+                        model.swap_remove(i);
+                    }
+                    Op::SetUser(i, u) if !held.is_empty() => {
+                        let i = i % held.len();
+                        let user = format!("u{u}");
+                        let same = model[i].1.as_deref() == Some(user.as_str());
+                        let allowed = same || count_user(&model, &user) < 2;
+                        let got = held[i].try_set_user(&user);
+                        proptest::prop_assert_eq!(got.is_ok(), allowed);
+                        if allowed {
+                            model[i].1 = Some(user);
+                        }
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(caps.total(), model.len());
+                for i in 0..4 {
+                    proptest::prop_assert_eq!(caps.for_ip(ip(i)), count_ip(&model, i));
+                }
+                for u in 0..3 {
+                    let user = format!("u{u}");
+                    proptest::prop_assert_eq!(caps.for_user(&user), count_user(&model, &user));
+                }
+            }
+            drop(held);
+            proptest::prop_assert_eq!(caps.tracked_keys(), (0, 0));
+        }
+    }
+
     /// Many threads acquire and drop slots at once: no cap is ever exceeded, every slot comes
     /// back, and no entry is left behind. Run with `--test-threads` defaults, 50 rounds inside.
     #[test]

@@ -271,6 +271,38 @@ mod tests {
         assert!(matches!(decision, ConnectDecision::Reject(r) if r.status == StatusCode::SERVICE_UNAVAILABLE));
     }
 
+    proptest::proptest! {
+        /// Whatever the arrival pattern: per IP, no more connects are allowed than the burst plus
+        /// what the rate refilled; the map never exceeds its bound; every refusal carries 429 or
+        /// 503 and a Retry-After of at least one second.
+        #[test]
+        fn never_more_than_the_rate(
+            arrivals in proptest::collection::vec((0u8..12, 0u64..300), 1..300),
+            max_tracked in 1usize..8,
+        ) {
+            let limiter = limiter(3, 1, 2, max_tracked);
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut allowed = [0u64; 12];
+            for (who, step_ms) in arrivals {
+                now += Duration::from_millis(step_ms);
+                match limiter.check(ip(who), now) {
+                    ConnectDecision::Allow => allowed[usize::from(who)] += 1,
+                    ConnectDecision::Reject(r) => {
+                        proptest::prop_assert!(r.retry_after_secs >= 1);
+                        proptest::prop_assert!(
+                            r.status == StatusCode::TOO_MANY_REQUESTS || r.status == StatusCode::SERVICE_UNAVAILABLE
+                        );
+                    }
+                }
+                proptest::prop_assert!(limiter.tracked() <= max_tracked);
+                // Eviction forgets only full buckets, so the bound holds across evictions too.
+                let refilled = (now - t0).as_millis() as u64 * 3 / 1000;
+                proptest::prop_assert!(allowed[usize::from(who)] <= 2 + refilled);
+            }
+        }
+    }
+
     #[test]
     fn ipv6_neighbours_share_a_bucket() {
         let limiter = limiter(1, 60, 1, 100);
