@@ -4,6 +4,7 @@
 //! handles each inbound message at once.
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -51,6 +52,30 @@ enum Step {
 }
 
 impl Hub {
+    /// Reads the upgrade request from a connected `stream` (from `peer`), checks it with
+    /// [`admit`](Self::admit), and serves it with the protocol `codec` picks from the request
+    /// (by path, say); a refused request gets its HTTP answer and comes back as the driver's
+    /// handshake error.
+    pub async fn accept<S, T>(
+        &self,
+        stream: S,
+        peer: Option<SocketAddr>,
+        codec: impl FnOnce(&wsengine::Request) -> CodecId,
+    ) -> Result<Disconnect, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: Timer,
+    {
+        let pending = wsengine_driver::accept_request::<S, T>(stream, self.websocket_config()).await?;
+        let admission = match self.admit(pending.request(), peer) {
+            Ok(admission) => admission,
+            Err(rejection) => return Err(pending.reject(rejection.to_reject()).await),
+        };
+        let codec = codec(pending.request());
+        let ws = pending.accept(wsengine::Accept::new()).await?;
+        Ok(self.serve(ws, admission, codec).await)
+    }
+
     /// Runs a connection until it ends: spawn the returned future on the runtime. `codec` is
     /// the wire protocol the connection speaks ([`CodecId::NATIVE`], [`CodecId::TANK`] or one
     /// added to the builder).
@@ -184,6 +209,7 @@ impl<T: Timer> Session<'_, T> {
             if let Some(step) = self.drain(ws, cx) {
                 return Poll::Ready(step);
             }
+            let was_full = self.full_since.is_some();
             match ws.poll_recv(cx) {
                 Poll::Ready(Ok(message)) => {
                     if let Some(step) = self.handle(message) {
@@ -196,6 +222,9 @@ impl<T: Timer> Session<'_, T> {
                     return Poll::Ready(info.map_or(Step::Failed, Step::Closed));
                 }
                 Poll::Ready(Err(_)) => return Poll::Ready(Step::Failed),
+                // Receiving also writes: if that made room for messages still in the hub's
+                // queue, move them now (nobody else would wake us for them).
+                Poll::Pending if was_full && ws.buffered_amount() < ws.write_buffer_limit() => {}
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -240,12 +269,12 @@ impl<T: Timer> Session<'_, T> {
             outbox.waker = Some(cx.waker().clone());
         }
         drop(outbox);
-        let timeout = self.hub.config.write_timeout?;
         if !full {
             self.full_since = None;
             return None;
         }
         let since = *self.full_since.get_or_insert_with(T::now);
+        let timeout = self.hub.config.write_timeout?;
         let deadline = since + timeout;
         let timer = match &mut self.timer {
             Some(timer) => {

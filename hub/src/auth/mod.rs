@@ -4,7 +4,7 @@
 //! into an [`Identity`] or a [`Rejection`] with an HTTP status, and says yes or no to each
 //! private or presence channel a connection asks for. Ready ones: [`AllowAll`] (development),
 //! [`QueryUserId`] (tank's `user_id` query parameter), [`FnAuthorizer`] (two closures, go-ws's
-//! `GetUserID` and `AuthHandler`) and `JwtAuthorizer` (HS256/RS256 bearer tokens).
+//! `GetUserID` and `AuthHandler`) and [`JwtAuthorizer`] (HS256/RS256 bearer tokens).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ pub mod jwt;
 mod jwt_authorizer;
 pub mod origin;
 
-// JwtAuthorizer: wired once the verifier lands.
+pub use jwt_authorizer::JwtAuthorizer;
 
 /// Who a connection is.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +33,8 @@ pub struct Identity {
     pub app: Arc<str>,
     /// Member info shown on presence channels unless the channel grant gives its own.
     pub info: Option<Data>,
+    /// Verified claims (a token's), for channel decisions.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Identity {
@@ -42,6 +44,7 @@ impl Identity {
             user_id: user_id.into(),
             app: DEFAULT_APP.into(),
             info: None,
+            claims: None,
         }
     }
 
