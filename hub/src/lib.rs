@@ -17,7 +17,7 @@ pub mod filter;
 pub mod limits;
 pub mod stats;
 
-#[cfg(feature = "__fuzz")]
+#[cfg(any(test, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(any(test, feature = "__fuzz"))]
