@@ -18,6 +18,9 @@ use wsengine::{
 
 use crate::{ConnectOptions, Error, Incoming, Timer, TrySendError, WebSocket};
 
+mod liveness;
+pub use liveness::*;
+
 /// What a runtime provides to run the suite.
 pub trait Harness: 'static {
     /// A TCP stream, seen through `futures_io`.
@@ -80,6 +83,14 @@ macro_rules! conformance_tests {
             tls_with_custom_root,
             connect_failures_are_errors,
             deflate_negotiated_end_to_end,
+            writer_works_while_reader_is_idle,
+            parked_writers_wake_when_the_connection_ends,
+            abort_ends_every_half,
+            slow_reader_is_not_declared_dead,
+            stuck_peer_is_declared_dead_while_we_send,
+            publisher_never_waits_for_a_busy_connection,
+            handshake_timeout_covers_the_decision,
+            peer_address_after_accept,
         );
     };
     (@tests $harness:ty, $($name:ident,)*) => {
@@ -257,13 +268,23 @@ fn upgrade_request(path: &str, version: &str) -> Vec<u8> {
 
 /// Sends `request` raw and returns the server's whole response and accept's error.
 async fn raw_exchange<H: Harness>(request: Vec<u8>, config: Config) -> (String, Error) {
+    raw_exchange_with::<H, _, _>(request, config, |pending| pending.accept(Accept::new())).await
+}
+
+/// Like [`raw_exchange`], with the server's decision made by `decide` on the pending upgrade.
+async fn raw_exchange_with<H, D, F>(request: Vec<u8>, config: Config, decide: D) -> (String, Error)
+where
+    H: Harness,
+    D: FnOnce(crate::PendingUpgrade<H::Stream, H::Timer>) -> F,
+    F: Future<Output = Result<WebSocket<H::Stream, H::Timer>, Error>>,
+{
     let (listener, port) = H::listen().await;
     let server = async {
         let stream = H::accept(&listener).await;
-        crate::accept::<_, H::Timer>(stream, config)
-            .await
-            .map(|_| ())
-            .expect_err("handshake must fail")
+        match crate::accept_request::<_, H::Timer>(stream, config).await {
+            Ok(pending) => decide(pending).await.map(|_| ()).expect_err("handshake must fail"),
+            Err(error) => error,
+        }
     };
     let client = async {
         let mut stream = H::tcp_connect(port).await;
@@ -458,17 +479,23 @@ pub async fn close_codes_both_ways<H: Harness>() {
 }
 
 pub async fn graceful_shutdown_going_away<H: Harness>() {
-    let (mut client, mut server) = pair::<H>(quick_config(), quick_config()).await;
+    let (mut client, server) = pair::<H>(quick_config(), quick_config()).await;
     client.send("in flight").await.unwrap();
+    let (mut reader, writer) = server.split();
     let server_side = async {
-        let info = server.close(CloseCode::GOING_AWAY, "restarting").await.unwrap();
+        // The writer closes while the reader keeps receiving: the message the client sent
+        // before the close still reaches it, then the clean end.
+        let (info, (message, end)) = futures_util::future::join(
+            writer.close(CloseCode::GOING_AWAY, "restarting"),
+            async { (reader.recv().await, reader.recv().await) },
+        )
+        .await;
+        let info = info.unwrap();
         assert!(info.clean, "{info:?}");
+        assert_eq!(message.unwrap(), Message::from("in flight"));
+        assert_eq!(closed(end.unwrap_err()), info);
     };
-    let client_side = async {
-        // The message the client sent before the close still arrives at the server (dropped by
-        // close()), and the client sees the going-away code.
-        closed(client.recv().await.unwrap_err())
-    };
+    let client_side = async { closed(client.recv().await.unwrap_err()) };
     let ((), info) = within::<H, _>(10, "going away", futures_util::future::join(server_side, client_side)).await;
     assert_eq!(info.code, CloseCode::GOING_AWAY);
     assert_eq!(info.cause, CloseCause::RemoteClose);
@@ -785,12 +812,18 @@ pub async fn connect_failures_are_errors<H: Harness>() {
 }
 
 pub async fn deflate_negotiated_end_to_end<H: Harness>() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let mut config = quick_config();
     config.deflate = Some(wsengine::DeflateConfig::default());
     let (listener, port) = H::listen().await;
     let server_config = config.clone();
+    let wire = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&wire);
     H::spawn(async move {
-        let stream = H::accept(&listener).await;
+        let stream = Counting {
+            inner: H::accept(&listener).await,
+            read: counted,
+        };
         let ws = crate::accept::<_, H::Timer>(stream, server_config).await.unwrap();
         echo(ws).await;
     });
@@ -801,9 +834,64 @@ pub async fn deflate_negotiated_end_to_end<H: Harness>() {
         let text = "compressible ".repeat(10_000);
         ws.send(text.as_str()).await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Message::from(text.as_str()));
+        // The 130 000-byte message crossed the wire compressed (request head included).
+        let read = wire.load(Ordering::Relaxed);
+        assert!(read < 4_000, "the server read {read} bytes for a 130 000-byte message");
         ws.close(CloseCode::NORMAL, "").await.unwrap();
     })
     .await;
+}
+
+/// A stream that counts the bytes read through it.
+struct Counting<S> {
+    inner: S,
+    read: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = result {
+            self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 // ----- Helpers for the examples -----

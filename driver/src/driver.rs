@@ -91,6 +91,8 @@ pub(crate) struct Driver<S, T> {
     receiver_gone: bool,
     /// The read side reached end of stream (or failed).
     eof: bool,
+    /// The last write left bytes the transport would not take.
+    write_blocked: bool,
     end: End,
     /// When the last bytes must have left once the connection is over.
     finish_deadline: Option<Instant>,
@@ -115,6 +117,7 @@ where
             backlog: VecDeque::new(),
             receiver_gone: false,
             eof: false,
+            write_blocked: false,
             end: End::Running,
             close_info: None,
             finish_deadline: None,
@@ -381,10 +384,22 @@ where
     }
 
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.stream {
-            Some(stream) if !self.out.is_empty() => self.out.poll_write(stream, cx),
-            _ => Poll::Ready(Ok(())),
+        let Some(stream) = &mut self.stream else {
+            return Poll::Ready(Ok(()));
+        };
+        if self.out.is_empty() {
+            return Poll::Ready(Ok(()));
         }
+        let before = self.out.len();
+        let result = self.out.poll_write(stream, cx);
+        let blocked = result.is_pending();
+        // A backed-up transport that takes bytes shows a live peer (see
+        // `Connection::handle_write_progress`).
+        if (self.write_blocked || blocked) && self.out.len() < before {
+            self.conn.handle_write_progress(T::now());
+        }
+        self.write_blocked = blocked;
+        result
     }
 
     /// Runs due timers; ready when one ran (so the loop drains what it produced).

@@ -241,7 +241,9 @@ where
         }
     }
 
-    /// Queues `item` for the connection without waiting for the driver's lock.
+    /// Queues `item` for the connection without waiting for the driver's lock. (The refused
+    /// item comes back by value: boxing it would cost an allocation per send.)
+    #[allow(clippy::result_large_err)]
     fn hand_off(&self, item: Queued, len: usize) -> Result<(), TrySendError<Queued>> {
         if self.done.load(Ordering::Acquire) {
             return Err(TrySendError::Error(Error::AlreadyClosed));
@@ -371,6 +373,15 @@ where
             )),
             Err(_) => unreachable!("the reader held the last reference"),
         }
+    }
+}
+
+#[cfg(feature = "__conformance")]
+impl<S, T> Reader<S, T> {
+    /// Holds the connection's lock as a long inflate would (conformance tests only).
+    #[doc(hidden)]
+    pub fn __hold_connection_lock(&self) -> impl Drop + '_ {
+        self.shared.lock()
     }
 }
 

@@ -249,4 +249,72 @@ mod tests {
             assert_eq!(queue.tail.capacity(), 0, "drained queue keeps no buffer");
         }
     }
+
+    /// A writer that takes `budget` bytes in all, then blocks.
+    struct Budget {
+        out: Vec<u8>,
+        budget: usize,
+    }
+
+    impl AsyncWrite for Budget {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.budget);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            self.budget -= n;
+            self.out.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn pings_and_pongs_overtake_data_at_the_next_frame_boundary() {
+        let now = std::time::Instant::now();
+        let mut conn = wsengine::Connection::upgraded(
+            wsengine::Role::Server,
+            wsengine::Config::default(),
+            &wsengine::Negotiated::default(),
+            now,
+        );
+        let mut frame = |conn: &mut wsengine::Connection| {
+            let t = conn.poll_transmit().unwrap();
+            let mut wire = Vec::new();
+            t.write_to(&mut wire);
+            (t, wire)
+        };
+        conn.send(vec![1u8; 100_000]).unwrap();
+        let (big1, big1_wire) = frame(&mut conn);
+        conn.send(vec![2u8; 100_000]).unwrap();
+        let (big2, big2_wire) = frame(&mut conn);
+        conn.ping(Bytes::from_static(b"hb")).unwrap();
+        let (ping, ping_wire) = frame(&mut conn);
+        conn.close(now, wsengine::CloseCode::NORMAL, "").unwrap();
+        let (close, close_wire) = frame(&mut conn);
+
+        let mut queue = WriteQueue::default();
+        queue.push(&big1);
+        queue.push(&big2);
+        let mut sink = Budget { out: Vec::new(), budget: 10 };
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        // Ten bytes of the first frame leave; then the ping and the close are queued.
+        assert!(queue.poll_write(&mut sink, &mut cx).is_pending());
+        queue.push(&ping);
+        queue.push(&close);
+        sink.budget = usize::MAX;
+        assert!(matches!(queue.poll_write(&mut sink, &mut cx), Poll::Ready(Ok(()))));
+        // The ping goes right after the frame being written, ahead of the second; the close
+        // never overtakes data.
+        let expected = [big1_wire, ping_wire, big2_wire, close_wire].concat();
+        assert_eq!(sink.out.len(), expected.len());
+        assert!(sink.out == expected, "wrong order on the wire");
+        assert!(queue.is_empty());
+    }
 }

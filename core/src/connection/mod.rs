@@ -300,6 +300,22 @@ impl Connection {
         }
     }
 
+    /// The transport took bytes that had been waiting for it: the peer is reading what we send.
+    ///
+    /// A peer that reads slowly sees our heartbeat ping only after the data queued before it
+    /// (in our buffers and the kernel's), so its pong comes late through no fault of its own.
+    /// While a pong is awaited, progress on a backed-up transport counts as a sign of life and
+    /// restarts the pong deadline; a dead peer stops taking bytes and is found `pong_timeout`
+    /// after the last it took. A driver calls this only when a write made progress on a
+    /// transport that had made it wait.
+    pub fn handle_write_progress(&mut self, now: Instant) {
+        if self.timers.get(Timer::PongDeadline).is_some() {
+            self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
+        } else if self.pong_left.is_some() {
+            self.pong_left = Some(self.config.pong_timeout);
+        }
+    }
+
     /// Runs every timer that is due at `now`. Calling it early, or twice, does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in Timer::ALL {
