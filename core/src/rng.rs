@@ -1,21 +1,23 @@
 //! The connection's random numbers: masking keys and handshake nonces.
 //!
 //! Masking keys must be unpredictable to whoever controls the payload (RFC 6455 §10.3), so by
-//! default they come from the operating system's CSPRNG. One `getrandom` call per key would
-//! cost a system call per client frame, so each thread draws [`POOL_LEN`] bytes at a time and
-//! hands them out in order. Bytes are never reused, and a byte handed out is never seen by
-//! another connection, so one connection's keys say nothing about another's.
+//! default they come from a CSPRNG: ChaCha20, one per thread, seeded with 32 bytes from the
+//! operating system on the thread's first key. Drawing every key from the OS instead costs a
+//! system call per batch and, where the kernel generator is slow, tens of nanoseconds per key;
+//! ChaCha20 gives the same unpredictability (an observer of any number of keys learns nothing
+//! of the next) for a few nanoseconds. As with any user-space generator, a process that forks
+//! without `exec` continues its parent's stream in the child thread that forked.
 
 use std::cell::RefCell;
 
-/// Bytes drawn from the OS per refill: 256 masking keys per system call.
-const POOL_LEN: usize = 1024;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 /// Where a connection's random numbers come from (8 or 24 bytes of state).
 #[derive(Clone, Debug)]
 pub(crate) struct Rng {
     /// A fixed-seed generator for reproducible tests (`Config::rng_seed`); predictable, so never
-    /// for production. `None` draws from the operating system.
+    /// for production. `None` draws from the thread's CSPRNG.
     seeded: Option<fastrand::Rng>,
 }
 
@@ -29,58 +31,43 @@ impl Rng {
     pub(crate) fn mask_key(&mut self) -> [u8; 4] {
         match &mut self.seeded {
             Some(rng) => rng.u32(..).to_ne_bytes(),
-            None => os_random(),
+            None => csprng_bytes(),
         }
     }
 
     pub(crate) fn nonce(&mut self) -> [u8; 16] {
         match &mut self.seeded {
             Some(rng) => rng.u128(..).to_ne_bytes(),
-            None => os_random(),
-        }
-    }
-}
-
-/// A thread's batch of OS random bytes, handed out front to back.
-struct Pool {
-    bytes: [u8; POOL_LEN],
-    /// How many bytes from the front were already handed out.
-    used: usize,
-}
-
-impl Pool {
-    fn take(&mut self, out: &mut [u8]) {
-        if POOL_LEN - self.used < out.len() {
-            fill_from_os(&mut self.bytes);
-            self.used = 0;
-        }
-        let end = self.used + out.len();
-        if let Some(fresh) = self.bytes.get(self.used..end) {
-            out.copy_from_slice(fresh);
-            self.used = end;
-        } else {
-            // Longer than a whole pool (no caller asks for that): draw it directly.
-            fill_from_os(out);
+            None => csprng_bytes(),
         }
     }
 }
 
 thread_local! {
-    // Starts empty (all used): a thread that never masks never calls the OS.
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL_LEN], used: POOL_LEN }) };
+    // Seeded on first use: a thread that never masks never calls the OS.
+    static THREAD_RNG: RefCell<Option<ChaCha20Rng>> = const { RefCell::new(None) };
 }
 
-fn os_random<const N: usize>() -> [u8; N] {
+fn csprng_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    let pooled = POOL.try_with(|pool| match pool.try_borrow_mut() {
-        Ok(mut pool) => pool.take(&mut out),
-        Err(_) => fill_from_os(&mut out),
+    let drawn = THREAD_RNG.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut rng) => {
+            rng.get_or_insert_with(seeded_from_os).fill_bytes(&mut out);
+            true
+        }
+        Err(_) => false,
     });
-    if pooled.is_err() {
-        // The thread's pool is gone (called from another thread-local's destructor).
+    if drawn != Ok(true) {
+        // The thread's generator is gone (called from another thread-local's destructor).
         fill_from_os(&mut out);
     }
     out
+}
+
+fn seeded_from_os() -> ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    fill_from_os(&mut seed);
+    ChaCha20Rng::from_seed(seed)
 }
 
 fn fill_from_os(buf: &mut [u8]) {
@@ -113,31 +100,18 @@ mod tests {
     }
 
     #[test]
-    fn os_keys_differ_across_connections_and_pool_refills() {
+    fn unseeded_keys_differ_across_connections_and_threads() {
         let (mut a, mut b) = (Rng::new(None), Rng::new(None));
-        // Several refills of the pool: 3 x 256 keys from each connection, interleaved.
-        let keys: Vec<[u8; 4]> = (0..3 * POOL_LEN / 4)
-            .flat_map(|_| [a.mask_key(), b.mask_key()])
-            .collect();
+        let mut keys: Vec<[u8; 4]> = (0..500).flat_map(|_| [a.mask_key(), b.mask_key()]).collect();
+        let other = std::thread::spawn(|| {
+            let mut c = Rng::new(None);
+            (0..500).map(|_| c.mask_key()).collect::<Vec<_>>()
+        });
+        keys.extend(other.join().unwrap());
         let distinct: std::collections::HashSet<_> = keys.iter().collect();
-        // 1536 draws of 32 bits: a repeat has odds of about 1 in 3600; more than a few means a
-        // pool handed out the same bytes twice.
+        // 1500 draws of 32 bits: a repeat has odds of about 1 in 4000; more than a few means
+        // two generators share a stream.
         assert!(distinct.len() >= keys.len() - 3, "{} of {}", distinct.len(), keys.len());
         assert_ne!(a.nonce(), b.nonce());
-    }
-
-    #[test]
-    fn pool_hands_out_every_byte_once() {
-        let mut pool = Pool {
-            bytes: [0; POOL_LEN],
-            used: POOL_LEN,
-        };
-        let mut first = [0u8; 4];
-        pool.take(&mut first);
-        assert_eq!(pool.used, 4);
-        assert_eq!(first, pool.bytes[..4]);
-        let mut big = [0u8; POOL_LEN + 1];
-        pool.take(&mut big);
-        assert_eq!(pool.used, 0, "refilled, then drawn directly");
     }
 }
