@@ -8,6 +8,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
+/// // Also re-exported as `wsengine_tokio::Config` and `wsengine_smol::Config`.
 /// let mut config = wsengine::Config::default();
 /// config.max_message_size = 1 << 20;
 /// config.ping_interval = Some(Duration::from_secs(15));

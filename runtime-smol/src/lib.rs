@@ -6,26 +6,43 @@
 //! as `wsengine-tokio` except for the HTTP-server upgrade, which needs hyper and is tokio-only
 //! (hyper's upgraded connections can still be adapted by hand; see the README).
 //!
-//! ```no_run
-//! # fn main() -> Result<(), wsengine_smol::Error> {
-//! use wsengine_smol::{Config, accept};
+//! A server and a client in one program (this example runs as a test):
 //!
-//! smol::block_on(async {
-//!     let listener = smol::net::TcpListener::bind("127.0.0.1:9003").await?;
-//!     loop {
-//!         let (tcp, _) = listener.accept().await?;
+//! ```
+//! use wsengine_smol::{CloseCode, Config, Error};
+//!
+//! fn main() -> Result<(), Error> {
+//!     smol::block_on(async {
+//!         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await?;
+//!         let url = format!("ws://{}/echo", listener.local_addr()?);
+//!         // The server: one task per connection, echoing until the peer closes.
 //!         smol::spawn(async move {
-//!             let mut ws = accept(tcp, Config::default()).await?;
-//!             while let Ok(message) = ws.recv().await {
-//!                 ws.send(message).await?;
+//!             while let Ok((tcp, _)) = listener.accept().await {
+//!                 smol::spawn(async move {
+//!                     let mut ws = wsengine_smol::accept(tcp, Config::default()).await?;
+//!                     while let Ok(message) = ws.recv().await {
+//!                         ws.send(message).await?;
+//!                     }
+//!                     Ok::<_, Error>(())
+//!                 })
+//!                 .detach();
 //!             }
-//!             Ok::<_, wsengine_smol::Error>(())
 //!         })
 //!         .detach();
-//!     }
-//! })
-//! # }
+//!         // The client.
+//!         let (mut ws, _response) = wsengine_smol::connect(&url).await?;
+//!         ws.send("hello").await?;
+//!         assert_eq!(ws.recv().await?.as_text(), Some("hello"));
+//!         // A clean close shows as `Ok` with `clean` set.
+//!         assert!(ws.close(CloseCode::NORMAL, "done").await?.clean);
+//!         Ok(())
+//!     })
+//! }
 //! ```
+//!
+//! A server names its connections' halves with [`ServerWebSocket`], [`ServerReader`] and
+//! [`ServerWriter`] (`WebSocket`, `Reader` and `Writer` default to the client's stream).
+//! Features: `rustls` (on by default) for `wss://` clients; a plain server can turn it off.
 //!
 //! Receiving drives the connection (reads, pong and close replies, heartbeats): keep a
 //! `recv()` pending, or split the socket and keep the [`Reader`] polled.

@@ -54,3 +54,12 @@ impl Harness for Smol {
 }
 
 wsengine_driver::conformance_tests!(Smol);
+
+/// A server keeps writers in maps shared by tasks: they must be `Send + Sync`.
+#[test]
+fn writer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<wsengine_smol::ServerWriter>();
+    check::<wsengine_smol::Writer>();
+    check::<wsengine_smol::ServerReader>();
+}

@@ -4,26 +4,80 @@
 //! Every protocol rule lives in the sans-IO core; this crate supplies tokio's sockets, timers
 //! and TLS to the shared driver loop (`wsengine-driver`).
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), wsengine_tokio::Error> {
-//! use wsengine_tokio::{Config, accept};
+//! A server and a client in one program (this example runs as a test):
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9002").await?;
-//! loop {
-//!     let (tcp, _) = listener.accept().await?;
+//! ```
+//! use wsengine_tokio::{CloseCode, Config, Error, Message};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let url = format!("ws://{}/echo", listener.local_addr()?);
+//!     // The server: one task per connection, echoing until the peer closes.
 //!     tokio::spawn(async move {
-//!         let mut ws = accept(tcp, Config::default()).await?;
-//!         while let Ok(message) = ws.recv().await {
-//!             ws.send(message).await?;
+//!         while let Ok((tcp, _)) = listener.accept().await {
+//!             tokio::spawn(async move {
+//!                 let mut ws = wsengine_tokio::accept(tcp, Config::default()).await?;
+//!                 while let Ok(message) = ws.recv().await {
+//!                     ws.send(message).await?;
+//!                 }
+//!                 Ok::<_, Error>(())
+//!             });
 //!         }
-//!         Ok::<_, wsengine_tokio::Error>(())
 //!     });
+//!     // The client.
+//!     let (mut ws, _response) = wsengine_tokio::connect(&url).await?;
+//!     ws.send("hello").await?;
+//!     let echo = ws.recv().await?;
+//!     assert_eq!(echo.as_text(), Some("hello"));
+//!     // A clean close shows as `Ok` with `clean` set.
+//!     let info = ws.close(CloseCode::NORMAL, "done").await?;
+//!     assert!(info.clean);
+//!     Ok(())
 //! }
-//! # }
 //! ```
 //!
+//! How a connection ends: `recv` returns [`Error::Closed`] once, carrying a
+//! [`CloseInfo`] (code, reason, cause, and `clean` when both close frames were exchanged), then
+//! [`Error::AlreadyClosed`]. Match `Err(Error::Closed(info)) if info.clean` for a normal end.
+//!
 //! Receiving drives the connection (reads, pong and close replies, heartbeats): keep a
-//! `recv()` pending, or split the socket and keep the [`Reader`] polled.
+//! `recv()` pending, or split the socket ([`WebSocket::split`]) and keep the [`Reader`]
+//! polled; a [`Writer`] that waits (or [`Writer::closed`]) drives it too.
+//!
+//! A server keeps its clients' sending halves in its own types with [`ServerWriter`]
+//! (`WebSocket`, `Reader` and `Writer` default to the client's stream, [`MaybeTlsStream`]):
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::sync::{Arc, Mutex};
+//! use wsengine_tokio::{Config, ServerWriter};
+//!
+//! # async fn run() -> Result<(), wsengine_tokio::Error> {
+//! let clients: Arc<Mutex<HashMap<u64, ServerWriter>>> = Arc::default();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9002").await?;
+//! for id in 0.. {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let ws = wsengine_tokio::accept(tcp, Config::default()).await?;
+//!     let (mut reader, writer) = ws.split();
+//!     clients.lock().unwrap().insert(id, writer);
+//!     let clients = Arc::clone(&clients);
+//!     tokio::spawn(async move {
+//!         // Every message goes to every client; try_send never waits for a slow one.
+//!         while let Ok(message) = reader.recv().await {
+//!             for writer in clients.lock().unwrap().values() {
+//!                 let _ = writer.try_send(message.clone());
+//!             }
+//!         }
+//!         clients.lock().unwrap().remove(&id);
+//!     });
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Features (all on by default): `rustls` for `wss://` clients (rustls with ring and the webpki
+//! roots), `hyper` for [`upgrade`] from hyper 1.x or axum. A plain `ws://` server needs neither:
+//! `wsengine-tokio = { version = "0.1", default-features = false }`.
 #![deny(missing_docs)]
 
 use std::future::Future;

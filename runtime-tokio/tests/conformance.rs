@@ -59,3 +59,12 @@ impl Harness for Tokio {
 }
 
 wsengine_driver::conformance_tests!(Tokio);
+
+/// A server keeps writers in maps shared by tasks: they must be `Send + Sync`.
+#[test]
+fn writer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<wsengine_tokio::ServerWriter>();
+    check::<wsengine_tokio::Writer>();
+    check::<wsengine_tokio::ServerReader>();
+}
