@@ -47,6 +47,9 @@ pub struct Config {
     /// Serve TLS on `listen` with this certificate and key.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Trust for `wss://` backends (default: the webpki roots).
+    #[serde(default)]
+    pub upstream_tls: Option<UpstreamTls>,
     /// Routes, matched by host and longest path.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -88,6 +91,14 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+}
+
+/// Trust for `wss://` backends.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM file of the certificate authorities to trust instead of the webpki roots.
+    pub ca: PathBuf,
 }
 
 /// One route.

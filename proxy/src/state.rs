@@ -33,6 +33,8 @@ pub(crate) struct Runtime {
     /// The backend leg's engine settings.
     pub(crate) backend_ws: Arc<wsengine::Config>,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// Trust for `wss://` backends, when not the default roots.
+    pub(crate) upstream_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     health: Vec<AbortHandle>,
 }
 
@@ -73,6 +75,10 @@ impl Shared {
     pub(crate) fn install(self: &Arc<Self>, config: Config) -> Result<(), SetupError> {
         let tls = match &config.tls {
             Some(tls) => Some(crate::tls::acceptor(&tls.cert, &tls.key).map_err(SetupError::Tls)?),
+            None => None,
+        };
+        let upstream_tls = match &config.upstream_tls {
+            Some(trust) => Some(crate::tls::client_config(&trust.ca).map_err(SetupError::Tls)?),
             None => None,
         };
         let mut registry = self.backends.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,6 +140,7 @@ impl Shared {
             client_ws,
             backend_ws,
             tls,
+            upstream_tls,
             health,
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(runtime));

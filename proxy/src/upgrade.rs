@@ -39,8 +39,11 @@ pub(crate) async fn websocket(
     let allow = runtime.config.headers.allow.as_deref();
     let forwarded = headers::forwarded(request.headers(), &client, allow);
     let check = &runtime.config.health_check;
-    let options = ConnectOptions::new(runtime.backend_ws.clone())
+    let mut options = ConnectOptions::new(runtime.backend_ws.clone())
         .connect_timeout(check.timeout.max(std::time::Duration::from_secs(1)));
+    if let Some(trust) = &runtime.upstream_tls {
+        options = options.tls(trust.clone());
+    }
     let mut tried = Vec::new();
     let (lease, backend_ws, protocol) = loop {
         let Some(index) = route.pool.pick(&tried) else {

@@ -127,11 +127,7 @@ async fn health_checks_eject_and_restore_a_backend() {
 #[tokio::test]
 async fn passive_ejection_skips_a_dead_backend_then_retries_it() {
     let a = Backend::start("a").await;
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_held, dead) = crate::support::dead_port();
     let mut text = config(
         &[&a],
         "[health_check]\ninterval = \"0s\"\nmax_fails = 1\nfail_timeout = \"1h\"\n",

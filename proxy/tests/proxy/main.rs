@@ -4,3 +4,4 @@
 mod balancing;
 mod relay;
 mod support;
+mod tls;

@@ -174,3 +174,12 @@ pub(crate) async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A loopback address where connections are refused: the port stays bound (so no parallel
+/// test can take it) but never listens. Keep the socket alive while the address is used.
+pub(crate) fn dead_port() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The testee of `scripts/autobahn.sh proxy`: `wsengine proxy` on ADDR in front of an echo
+# server on 127.0.0.1:$AUTOBAHN_BACKEND_PORT (default 9011). Both end with this script.
+#
+#   scripts/autobahn-proxy.sh ADDR PROXY_BIN ECHO_BIN
+set -euo pipefail
+addr="$1" proxy_bin="$2" echo_bin="$3"
+backend="127.0.0.1:${AUTOBAHN_BACKEND_PORT:-9011}"
+dir="$(mktemp -d)"
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap stop EXIT
+trap 'exit 0' TERM INT
+cat >"$dir/proxy.toml" <<TOML
+listen = "$addr"
+[[routes]]
+path = "/"
+upstream = "echo"
+[[upstreams]]
+name = "echo"
+url = "ws://$backend"
+[health_check]
+interval = "0s"
+[limits]
+# The suite sends 16 MiB frames (9.*); the echo server takes them too.
+max_frame_size = 16777216
+TOML
+"$echo_bin" "$backend" &
+pids+=($!)
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/${backend%:*}/${backend##*:}") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+"$proxy_bin" --log warn proxy --config "$dir/proxy.toml" &
+pids+=($!)
+wait -n "${pids[@]}"
