@@ -15,6 +15,7 @@ pub mod config;
 pub mod events;
 pub mod filter;
 pub mod limits;
+pub mod pusher;
 pub mod stats;
 
 #[cfg(any(test, feature = "__fuzz"))]

@@ -111,6 +111,19 @@ impl Hub {
             remote: client,
         });
         ws.set_write_buffer_limit(inner.config.write_buffer_limit);
+        // A protocol's greeting (or in-band refusal) goes out before anything else.
+        let opening = codec_impl.open(id, &identity, ws.request());
+        for frame in opening.frames {
+            conn.push_reply(PreparedMessage::new(frame));
+        }
+        if let Some((code, reason)) = opening.close {
+            conn.request_close(CloseRequest {
+                code,
+                reason,
+                drain: true,
+                cause: CloseRequestCause::Kicked,
+            });
+        }
         if self.is_shutting_down() {
             conn.request_close(CloseRequest {
                 code: CloseCode::GOING_AWAY,
@@ -171,6 +184,9 @@ impl Hub {
             outbox.queue.clear();
         }
         inner.unregister(&conn);
+        if let Some(codec) = inner.codecs.get(codec.index()) {
+            codec.closed(id);
+        }
         drop(guard);
         inner.events.emit_with(|| HubEvent::Disconnected {
             connection: id,
@@ -327,7 +343,7 @@ impl<T: Timer> Session<'_, T> {
                 return None;
             }
         }
-        match self.codec.decode(&message, &self.conn.app) {
+        match self.codec.decode_from(&message, &self.conn.app, self.conn.id) {
             Command::Subscribe {
                 channel,
                 auth,

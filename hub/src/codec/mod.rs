@@ -9,7 +9,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use wsengine::Message;
 
+use crate::auth::Identity;
 use crate::channel::ChannelKey;
+use crate::conn::ConnectionId;
 
 pub mod native;
 pub mod tank;
@@ -28,6 +30,35 @@ pub trait Codec: Send + Sync + 'static {
     fn decode(&self, message: &Message, app: &str) -> Command;
     /// The frame for `output`, or `None` when this protocol has no such frame.
     fn encode(&self, output: &Output<'_>) -> Option<Message>;
+
+    /// Called once when a connection speaking this protocol starts, before its first message:
+    /// what to send first, and whether to close after it (a protocol that greets, or refuses
+    /// in band). `request` is the upgrade request, when the driver kept it.
+    fn open(&self, connection: ConnectionId, identity: &Identity, request: Option<&wsengine::Request>) -> Opening {
+        let _ = (connection, identity, request);
+        Opening::default()
+    }
+
+    /// Like [`decode`](Self::decode), knowing which connection sent the message (for protocols
+    /// with per-connection state). The default calls `decode`.
+    fn decode_from(&self, message: &Message, app: &str, connection: ConnectionId) -> Command {
+        let _ = connection;
+        self.decode(message, app)
+    }
+
+    /// Called once when a connection speaking this protocol has left the hub.
+    fn closed(&self, connection: ConnectionId) {
+        let _ = connection;
+    }
+}
+
+/// What a connection gets when it starts (see [`Codec::open`]).
+#[derive(Clone, Debug, Default)]
+pub struct Opening {
+    /// Frames sent first, in order.
+    pub frames: Vec<Message>,
+    /// Close after sending them, with this code and reason.
+    pub close: Option<(wsengine::CloseCode, String)>,
 }
 
 /// Index of a codec in the hub (see [`HubBuilder::codec`](crate::HubBuilder::codec)).

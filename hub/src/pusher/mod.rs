@@ -1,0 +1,327 @@
+//! Pusher Channels protocol 7 over the hub: a [`Codec`](crate::Codec) for stock Pusher clients
+//! (pusher-js, laravel-echo, the mobile SDKs) and the Pusher HTTP API as a sans-IO handler.
+//!
+//! The hub knows no Pusher: the codec keeps Pusher's per-connection state (socket id, presence
+//! user per channel, signed-in user, client-event rate) on its side, and subscribes, sends and
+//! publishes through the hub's public API. Channels of an app live in the hub app named by
+//! [`PusherApp::namespace`], so an app mapped to [`DEFAULT_APP`](crate::DEFAULT_APP) shares its
+//! channels with native and tank subscribers.
+//!
+//! Wiring:
+//!
+//! ```ignore
+//! let pusher = Pusher::new(PusherConfig::new(vec![PusherApp::new("1", "key", "secret")]));
+//! let mut builder = Hub::builder();
+//! let pusher_codec = builder.add_codec(pusher.codec()).unwrap();
+//! let hub = builder.build();
+//! pusher.attach(&hub);
+//! // WebSocket upgrades on `/app/<key>` -> hub.accept(stream, peer, |_| pusher_codec)
+//! // Anything else under `/apps/` -> pusher.handle(request) (http::Request<Bytes>)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::channel::ChannelKey;
+use crate::conn::ConnectionId;
+use crate::hub::Hub;
+use crate::limits::{Rate, TokenBucket};
+
+mod codec;
+mod http;
+mod http_query;
+pub mod names;
+mod session;
+pub mod sign;
+mod webhook;
+pub mod wire;
+
+pub use codec::PusherCodec;
+pub use webhook::{Webhook, WebhookEvent, WebhookSink};
+
+/// One Pusher app: its credentials and what it allows.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PusherApp {
+    /// The app id (in HTTP API paths).
+    pub id: String,
+    /// The public key (in WebSocket paths and signatures).
+    pub key: String,
+    /// The secret signatures are made with.
+    pub secret: String,
+    /// A disabled app refuses connections (4003) and HTTP requests (403).
+    pub enabled: bool,
+    /// Whether clients may send `client-` events (private and presence channels only).
+    pub client_events: bool,
+    /// Whether clients may sign in (`pusher:signin`).
+    pub user_authentication: bool,
+    /// Client events per connection; over it a client gets `pusher:error` 4301.
+    pub client_event_rate: Option<Rate>,
+    /// Connections the app may hold; beyond it a client gets 4100 and is closed.
+    pub max_connections: Option<usize>,
+    /// Largest event `data`, in bytes (HTTP API and client events).
+    pub max_event_bytes: usize,
+    /// The hub app this app's channels live in (default: the app id).
+    pub namespace: Arc<str>,
+    /// Where webhooks go; none when empty.
+    pub webhook_urls: Vec<String>,
+}
+
+impl PusherApp {
+    /// An enabled app with client events and user authentication off, 10 client events per
+    /// second, 10 KiB events, its channels in the hub app named by its id.
+    pub fn new(id: impl Into<String>, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        let id = id.into();
+        Self {
+            namespace: id.as_str().into(),
+            id,
+            key: key.into(),
+            secret: secret.into(),
+            enabled: true,
+            client_events: false,
+            user_authentication: false,
+            client_event_rate: Rate::per_second(10),
+            max_connections: None,
+            max_event_bytes: 10 << 10,
+            webhook_urls: Vec::new(),
+        }
+    }
+
+    /// Allows client events.
+    pub fn with_client_events(mut self, on: bool) -> Self {
+        self.client_events = on;
+        self
+    }
+
+    /// Allows user sign-in.
+    pub fn with_user_authentication(mut self, on: bool) -> Self {
+        self.user_authentication = on;
+        self
+    }
+
+    /// Puts the app's channels in hub app `namespace` ([`DEFAULT_APP`](crate::DEFAULT_APP)
+    /// shares them with native and tank clients).
+    pub fn with_namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sends webhooks to `url`.
+    pub fn with_webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhook_urls.push(url.into());
+        self
+    }
+}
+
+/// Settings shared by every app.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PusherConfig {
+    /// The apps.
+    pub apps: Vec<PusherApp>,
+    /// Seconds of silence after which a client pings (told to clients at connect).
+    pub activity_timeout: u32,
+    /// How far an HTTP API request's `auth_timestamp` may be from now, in seconds.
+    pub timestamp_window: u64,
+    /// Largest HTTP API body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Channels one `POST /events` may name.
+    pub max_trigger_channels: usize,
+    /// Events one `POST /batch_events` may hold.
+    pub max_batch_events: usize,
+    /// How long a cache channel keeps its last event.
+    pub cache_ttl: Duration,
+}
+
+impl PusherConfig {
+    /// Pusher's defaults: activity timeout 120 s, timestamp window 600 s, 100 channels per
+    /// trigger, 10 events per batch, cache TTL 30 min.
+    pub fn new(apps: Vec<PusherApp>) -> Self {
+        Self {
+            apps,
+            activity_timeout: 120,
+            timestamp_window: 600,
+            max_body_bytes: 256 << 10,
+            max_trigger_channels: 100,
+            max_batch_events: 10,
+            cache_ttl: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The Pusher protocol over a hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Pusher {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher")
+            .field("apps", &self.shared.config.apps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: PusherConfig,
+    pub(crate) hub: OnceLock<Hub>,
+    /// The first half of every socket id this node gives (`<node>.<connection id>`).
+    pub(crate) node: u32,
+    state: Mutex<State>,
+    pub(crate) webhooks: OnceLock<Arc<dyn WebhookSink>>,
+}
+
+/// Pusher's bookkeeping. One lock: a presence change and the frames it sends happen under it,
+/// so every client sees joins and leaves in one order. Lock order: this, then the hub's locks;
+/// the hub never calls back into Pusher while holding one of its own.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) conns: HashMap<ConnectionId, PusherConn>,
+    /// Presence channels: users with their connection count and info.
+    pub(crate) presence: HashMap<ChannelKey, BTreeMap<Arc<str>, PresenceUser>>,
+    /// Signed-in users' connections, per app index.
+    pub(crate) users: HashMap<(usize, Arc<str>), Vec<ConnectionId>>,
+    /// Connections per app index.
+    pub(crate) app_connections: HashMap<usize, usize>,
+    /// Cache channels' last events.
+    pub(crate) cache: HashMap<ChannelKey, Cached>,
+}
+
+pub(crate) struct PusherConn {
+    pub(crate) app: usize,
+    pub(crate) socket_id: Arc<str>,
+    /// Channels joined through Pusher, with the presence user id on presence channels.
+    pub(crate) channels: Vec<(ChannelKey, Option<Arc<str>>)>,
+    /// The signed-in user.
+    pub(crate) user: Option<Arc<str>>,
+    pub(crate) bucket: Option<TokenBucket>,
+}
+
+pub(crate) struct PresenceUser {
+    pub(crate) connections: usize,
+    /// `user_info` as JSON text.
+    pub(crate) info: Option<Arc<str>>,
+}
+
+pub(crate) struct Cached {
+    pub(crate) event: String,
+    pub(crate) data: crate::codec::Data,
+    pub(crate) at: Instant,
+}
+
+/// Most cache-channel entries kept; expired ones go first when it is reached.
+const MAX_CACHED: usize = 100_000;
+
+impl Pusher {
+    /// Pusher over `config`'s apps.
+    pub fn new(config: PusherConfig) -> Self {
+        let node = session::random_u32() % 1_000_000_000;
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                hub: OnceLock::new(),
+                node,
+                state: Mutex::new(State::default()),
+                webhooks: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The codec to register with [`HubBuilder::add_codec`](crate::HubBuilder::add_codec).
+    pub fn codec(&self) -> PusherCodec {
+        PusherCodec {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Connects Pusher to the hub it was registered with; call once, right after building it.
+    /// Until then Pusher connections are greeted but their messages are ignored.
+    pub fn attach(&self, hub: &Hub) {
+        let _ = self.shared.hub.set(hub.clone());
+    }
+
+    /// Sends webhooks through `sink` (set once).
+    pub fn set_webhook_sink(&self, sink: impl WebhookSink) {
+        let _ = self.shared.webhooks.set(Arc::new(sink));
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PusherConfig {
+        &self.shared.config
+    }
+
+    /// Whether `path` is a Pusher WebSocket path (`/app/<key>`).
+    pub fn is_websocket_path(path: &str) -> bool {
+        path.starts_with("/app/")
+    }
+
+    /// Whether `path` belongs to the HTTP API (`/apps/...`).
+    pub fn is_api_path(path: &str) -> bool {
+        path.starts_with("/apps/")
+    }
+
+    /// The socket id of a connection.
+    pub fn socket_id(&self, connection: ConnectionId) -> String {
+        self.shared.socket_id(connection)
+    }
+
+    /// The connection a socket id of this node names.
+    pub fn connection_of(&self, socket_id: &str) -> Option<ConnectionId> {
+        self.shared.connection_of(socket_id)
+    }
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // Plain data: a panic elsewhere leaves it usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn socket_id(&self, connection: ConnectionId) -> String {
+        format!("{}.{}", self.node, connection.0)
+    }
+
+    pub(crate) fn connection_of(&self, socket_id: &str) -> Option<ConnectionId> {
+        let (node, id) = socket_id.split_once('.')?;
+        if node.parse::<u32>().ok()? != self.node {
+            return None;
+        }
+        id.parse().ok().map(ConnectionId)
+    }
+
+    pub(crate) fn app_by_key(&self, key: &str) -> Option<(usize, &PusherApp)> {
+        self.config.apps.iter().enumerate().find(|(_, app)| app.key == key)
+    }
+
+    pub(crate) fn app_by_id(&self, id: &str) -> Option<(usize, &PusherApp)> {
+        self.config.apps.iter().enumerate().find(|(_, app)| app.id == id)
+    }
+}
+
+impl State {
+    pub(crate) fn cache_put(&mut self, key: ChannelKey, event: &str, data: &crate::codec::Data, ttl: Duration) {
+        let now = Instant::now();
+        if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(&key) {
+            self.cache.retain(|_, c| now.duration_since(c.at) < ttl);
+            if self.cache.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        self.cache.insert(
+            key,
+            Cached {
+                event: event.to_owned(),
+                data: data.clone(),
+                at: now,
+            },
+        );
+    }
+
+    pub(crate) fn cache_get(&self, key: &ChannelKey, ttl: Duration) -> Option<&Cached> {
+        self.cache
+            .get(key)
+            .filter(|c| Instant::now().duration_since(c.at) < ttl)
+    }
+}
