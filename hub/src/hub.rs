@@ -19,6 +19,7 @@ use crate::filter::MessageFilter;
 use crate::limits::{ConnectDecision, ConnectRateLimiter, ConnectionCaps, ConnectionGuard};
 use crate::metrics::Metrics;
 use crate::registry::Channel;
+use crate::router::{JsonCodec, Router};
 use crate::shards::Shards;
 use crate::stats::{HubStats, Snapshot};
 
@@ -34,6 +35,7 @@ pub(crate) struct HubInner {
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) filter: Option<Arc<dyn MessageFilter>>,
+    pub(crate) router: Option<Arc<Router>>,
     pub(crate) events: Events,
     pub(crate) metrics: Metrics,
     pub(crate) channels: Shards<ChannelKey, Arc<Channel>>,
@@ -62,6 +64,7 @@ pub struct HubBuilder {
     broker: Arc<dyn Broker>,
     filter: Option<Arc<dyn MessageFilter>>,
     stats: Option<Arc<HubStats>>,
+    router: Option<Arc<Router>>,
 }
 
 impl std::fmt::Debug for HubBuilder {
@@ -76,7 +79,8 @@ impl Default for HubBuilder {
     fn default() -> Self {
         Self {
             config: HubConfig::default(),
-            codecs: vec![Arc::new(NativeCodec), Arc::new(TankCodec)],
+            codecs: vec![Arc::new(NativeCodec), Arc::new(TankCodec), Arc::new(JsonCodec)],
+            router: None,
             authorizer: Arc::new(AllowAll),
             broker: Arc::new(LocalBroker),
             filter: None,
@@ -111,6 +115,12 @@ impl HubBuilder {
         self
     }
 
+    /// Handles the typed messages of [`CodecId::JSON`] connections.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(Arc::new(router));
+        self
+    }
+
     /// Counters shared with something else (a metrics endpoint built first).
     pub fn stats(mut self, stats: Arc<HubStats>) -> Self {
         self.stats = Some(stats);
@@ -137,6 +147,7 @@ impl HubBuilder {
                 authorizer: self.authorizer,
                 broker: self.broker,
                 filter: self.filter,
+                router: self.router,
                 events: Events::new(config.event_capacity),
                 metrics: Metrics { stats },
                 channels: Shards::new(),
@@ -217,6 +228,10 @@ pub struct ConnectionRef {
 }
 
 impl ConnectionRef {
+    pub(crate) fn new(conn: Arc<ConnShared>) -> Self {
+        Self { conn }
+    }
+
     /// The id.
     pub fn id(&self) -> ConnectionId {
         self.conn.id

@@ -25,6 +25,9 @@ pub mod fuzz;
 #[doc(hidden)]
 pub mod model;
 
+pub mod json;
+pub mod router;
+
 mod conn;
 mod fanout;
 mod hub;

@@ -21,9 +21,10 @@ use crate::conn::{CloseRequest, CloseRequestCause, ConnShared, ConnectionId};
 use crate::events::{DisconnectCause, ErrorKind, HubEvent};
 use crate::fanout::{Frames, Skip};
 use crate::filter::{ClientMessage, ClientMessageKind};
-use crate::hub::{Admission, Hub, HubInner};
+use crate::hub::{Admission, ConnectionRef, Hub, HubInner};
 use crate::limits::TokenBucket;
 use crate::registry::SubscribeError;
+use crate::router::RouteContext;
 
 /// How a served connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +135,7 @@ impl Hub {
         }
         let now = T::now();
         let mut session = Session::<T> {
+            handle: self,
             hub: inner,
             conn: &conn,
             codec: codec_impl,
@@ -205,6 +207,7 @@ impl Hub {
 }
 
 struct Session<'a, T> {
+    handle: &'a Hub,
     hub: &'a HubInner,
     conn: &'a Arc<ConnShared>,
     codec: Arc<dyn Codec>,
@@ -380,6 +383,15 @@ impl<T: Timer> Session<'_, T> {
                     ..Skip::default()
                 };
                 hub.deliver_all(&mut frames, skip);
+            }
+            Command::Route(message) => {
+                if let Some(router) = &hub.router {
+                    let mut ctx = RouteContext::new(self.handle, ConnectionRef::new(Arc::clone(self.conn)));
+                    router.dispatch(&mut ctx, &message);
+                    for reply in ctx.into_replies() {
+                        self.conn.push_reply(PreparedMessage::new(reply));
+                    }
+                }
             }
             Command::Ignore => {}
             Command::Invalid {

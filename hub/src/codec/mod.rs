@@ -61,7 +61,7 @@ pub struct Opening {
     pub close: Option<(wsengine::CloseCode, String)>,
 }
 
-/// Index of a codec in the hub (see [`HubBuilder::codec`](crate::HubBuilder::codec)).
+/// Index of a codec in the hub (see [`HubBuilder::add_codec`](crate::HubBuilder::add_codec)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CodecId(pub(crate) u8);
 
@@ -70,6 +70,9 @@ impl CodecId {
     pub const NATIVE: Self = Self(0);
     /// Tank's text protocol (always registered).
     pub const TANK: Self = Self(1);
+    /// waffle-style typed JSON messages, dispatched by the hub's
+    /// [`Router`](crate::router::Router) (always registered).
+    pub const JSON: Self = Self(2);
 
     pub(crate) fn index(self) -> usize {
         usize::from(self.0)
@@ -251,6 +254,8 @@ pub enum Command {
         /// The payload.
         data: Data,
     },
+    /// A message for the hub's [`Router`](crate::router::Router).
+    Route(Message),
     /// Nothing to do (a protocol heartbeat).
     Ignore,
     /// The message made no sense: answered with an error frame, never a close.

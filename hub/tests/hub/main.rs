@@ -5,6 +5,7 @@ mod python;
 mod rt;
 mod suite;
 mod support;
+mod waffle;
 
 macro_rules! all_tests {
     ($rt:ty) => {
@@ -23,6 +24,7 @@ macro_rules! all_tests {
             events_and_stats,
             dead_peer_is_a_disconnect,
         );
+        crate::hub_tests!($rt: @waffle json_router_and_events, json_socket_ping_and_write_timeout);
     };
 }
 

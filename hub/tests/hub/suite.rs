@@ -19,6 +19,14 @@ use crate::support::{Client, eventually, raw_upgrade, serve, status_of, within};
 
 #[macro_export]
 macro_rules! hub_tests {
+    ($rt:ty: @waffle $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                <$rt as $crate::rt::Rt>::block_on($crate::waffle::$name::<$rt>());
+            }
+        )*
+    };
     ($rt:ty: $($name:ident),* $(,)?) => {
         $(
             #[test]

@@ -37,6 +37,8 @@ pub async fn eventually<R: Rt>(secs: u64, what: &str, mut check: impl FnMut() ->
 pub fn codec_by_path(request: &wsengine::Request) -> CodecId {
     if request.path().starts_with("/tank") {
         CodecId::TANK
+    } else if request.path().starts_with("/json") {
+        CodecId::JSON
     } else {
         CodecId::NATIVE
     }
