@@ -62,11 +62,12 @@ impl WriteQueue {
     }
 
     pub(crate) fn push(&mut self, transmit: &Transmit) {
-        let idle = self.len == 0;
         self.len += transmit.len();
         if transmit.header().is_empty() {
             self.in_order = true;
-        } else if !idle && !self.in_order && is_ping_or_pong(transmit) {
+        } else if !self.in_order && is_ping_or_pong(transmit) {
+            // Every ping and pong goes here (not only those behind data), so they keep their
+            // own order: pongs answer pings in the order they came (§5.5.3).
             self.control.extend_from_slice(transmit.header());
             self.control.extend_from_slice(transmit.payload());
             return;
@@ -316,5 +317,34 @@ mod tests {
         assert_eq!(sink.out.len(), expected.len());
         assert!(sink.out == expected, "wrong order on the wire");
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn pongs_keep_their_order() {
+        let now = std::time::Instant::now();
+        let mut conn = wsengine::Connection::upgraded(
+            wsengine::Role::Server,
+            wsengine::Config::default(),
+            &wsengine::Negotiated::default(),
+            now,
+        );
+        let mut queue = WriteQueue::default();
+        let mut expected_pongs = Vec::new();
+        for i in 0..10u8 {
+            conn.pong(Bytes::from(vec![i; 3])).unwrap();
+            let t = conn.poll_transmit().unwrap();
+            t.write_to(&mut expected_pongs);
+            queue.push(&t);
+            if i == 4 {
+                conn.send(vec![9u8; 20_000]).unwrap();
+                queue.push(&conn.poll_transmit().unwrap());
+            }
+        }
+        let mut sink = Budget { out: Vec::new(), budget: usize::MAX };
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(matches!(queue.poll_write(&mut sink, &mut cx), Poll::Ready(Ok(()))));
+        // Nothing had started: all pongs overtake the data frame, in their order.
+        assert_eq!(&sink.out[..expected_pongs.len()], &expected_pongs[..]);
     }
 }
