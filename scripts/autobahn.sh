@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Runs Autobahn|Testsuite against wsengine and checks the results against autobahn/expected/.
 #
-#   scripts/autobahn.sh MODE [--full] [--update]
+#   scripts/autobahn.sh MODE [--full | --subset | --cases PATTERNS] [--update]
 #
 # MODE, the testee:
 #   server         core's blocking_echo example (std::net, a thread per connection); with --full
 #                  also 12.*/13.* again against `blocking_echo --context-takeover`, which honours
 #                  each offer's context takeover instead of imposing none
-#   server-tokio   wsengine-tokio's echo_server example (single-threaded runtime)
-#   server-smol    wsengine-smol's echo_server example (single-threaded executor)
-#   client         core's blocking autobahn_client example     \  as clients of the suite's
-#   client-tokio   wsengine-tokio's autobahn_client example     >  fuzzing server, inside a
-#   client-smol    wsengine-smol's autobahn_client example     /   private network namespace
+#   server-tokio   wsengine-tokio's tokio_echo_server example (single-threaded runtime)
+#   server-smol    wsengine-smol's smol_echo_server example (single-threaded executor)
+#   client         core's blocking autobahn_client example           \  as clients of the suite's
+#   client-tokio   wsengine-tokio's tokio_autobahn_client example     >  fuzzing server, inside a
+#   client-smol    wsengine-smol's smol_autobahn_client example      /   private network namespace
 #
-# Cases 1.* to 10.*, or with --full all 517 (12.* and 13.* are permessage-deflate and take
-# minutes). Installs the suite (Python 2.7 virtualenv) on first use. Prints a per-category table
-# and exits non-zero on any FAILED or UNIMPLEMENTED case, or on a result that differs from the
-# expected file. --update rewrites the expected file instead of checking it. Server modes
-# listen on $AUTOBAHN_PORT (default 9001); reports go to autobahn/reports/AGENT.
+# Which cases (case-id patterns as the suite matches them, e.g. 12.1.*):
+#   (default)      1.* to 10.*: framing, fragmentation, control frames, UTF-8, close (seconds)
+#   --subset       1.* to 10.* and 18 compression cases: 1000 messages of 16 B to 4 KiB, and
+#                  of 8 KiB auto-fragmented to 256 B, under the default offer (12.1.*, 13.1.*)
+#                  and under several offers with window 9 and no context takeover (13.7.*); for
+#                  modes whose compression is the core's, which another mode runs in full
+#   --full         all 517 (12.* and 13.* are permessage-deflate and take minutes)
+#   --cases P,Q    exactly these patterns
+# Installs the suite (Python 2.7 virtualenv) on first use. Prints a per-category table and exits
+# non-zero on any FAILED or UNIMPLEMENTED case, or on a result that differs from the expected
+# file; a run of some cases is compared with the expected results of exactly those cases.
+# --update merges this run's results into the expected file instead of checking it. Server
+# modes listen on $AUTOBAHN_PORT (default 9001); reports go to autobahn/reports/AGENT.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,23 +35,34 @@ shift || true
 update=""
 full=""
 limit=900
-cases='["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "8.*", "9.*", "10.*"]'
-for arg in "$@"; do
-  case "$arg" in
+basic="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*"
+# The five smallest message sizes (1-5) and the first auto-fragmented one (11) of three groups.
+compression_subset="$(for group in 12.1 13.1 13.7; do for n in 1 2 3 4 5 11; do printf '%s.%s,' "$group" "$n"; done; done)"
+compression_subset="${compression_subset%,}"
+patterns="$basic"
+while [ "$#" -gt 0 ]; do
+  case "$1" in
     --update) update="--update" ;;
-    --full) full="--full"; cases='["*"]'; limit=2700 ;;
-    *) echo "autobahn: unknown option $arg" >&2; exit 2 ;;
+    --full) full="--full"; patterns="*"; limit=2700 ;;
+    --subset) patterns="$basic,$compression_subset"; limit=1200 ;;
+    --cases)
+      [ "$#" -ge 2 ] || { echo "autobahn: --cases needs a comma-separated list of patterns" >&2; exit 2; }
+      patterns="$2"; limit=2700; shift ;;
+    *) echo "autobahn: unknown option $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
-# Examples of the two runtime crates share names, so each is copied out under its own name.
-bins="$root/target/autobahn-bin"
+# Builds an example and prints the path of its binary.
 build_example() {
-  local package="$1" example="$2" name="$3"
+  local package="$1" example="$2"
   cargo build --release -p "$package" --example "$example" >&2
-  mkdir -p "$bins"
-  cp -f "$root/target/release/examples/$example" "$bins/$name"
-  echo "$bins/$name"
+  echo "$root/target/release/examples/$example"
+}
+
+# Comma-separated patterns as the JSON list a spec file wants.
+cases_json() {
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1].split(",")))' "$1"
 }
 
 server_pid=""
@@ -55,7 +74,7 @@ cleanup() {
 trap cleanup EXIT
 
 run_fuzzingclient() {
-  local agent="$1" expected="$2" run_cases="$3"
+  local agent="$1" expected="$2" run_patterns="$3"
   shift 3
   local wstest port outdir
   wstest="$("$here/autobahn-install.sh")"
@@ -76,7 +95,7 @@ run_fuzzingclient() {
 {
   "outdir": "$outdir",
   "servers": [{"agent": "$agent", "url": "ws://127.0.0.1:$port"}],
-  "cases": $run_cases,
+  "cases": $(cases_json "$run_patterns"),
   "exclude-cases": [],
   "exclude-agent-cases": {}
 }
@@ -93,41 +112,42 @@ JSON
   server_pid=""
   rm -rf "$work"
   work=""
-  python3 "$here/autobahn_report.py" "$outdir/index.json" "$agent" "$expected" $update
+  # shellcheck disable=SC2086
+  python3 "$here/autobahn_report.py" "$outdir/index.json" "$agent" "$expected" --cases "$run_patterns" $update
 }
 
 run_client() {
   local agent="$1" expected_file="$2" client="$3"
   # shellcheck disable=SC2086
-  bash "$here/autobahn-client.sh" "$agent" "$expected_file" $full $update -- "$client"
+  bash "$here/autobahn-client.sh" "$agent" "$expected_file" --cases "$patterns" $update -- "$client"
 }
 
 expected="$root/autobahn/expected"
 case "$mode" in
   server)
-    echo_bin="$(build_example wsengine blocking_echo blocking_echo)"
-    run_fuzzingclient wsengine-blocking "$expected/server-blocking.json" "$cases" "$echo_bin"
+    echo_bin="$(build_example wsengine blocking_echo)"
+    run_fuzzingclient wsengine-blocking "$expected/server-blocking.json" "$patterns" "$echo_bin"
     if [ -n "$full" ]; then
       run_fuzzingclient wsengine-blocking-takeover "$expected/server-blocking-takeover.json" \
-        '["12.*", "13.*"]' "$echo_bin" --context-takeover
+        "12.*,13.*" "$echo_bin" --context-takeover
     fi
     ;;
   server-tokio | server-smol)
     runtime="${mode#server-}"
-    echo_bin="$(build_example "wsengine-$runtime" echo_server "echo_server-$runtime")"
-    run_fuzzingclient "wsengine-$runtime" "$expected/server-$runtime.json" "$cases" "$echo_bin"
+    echo_bin="$(build_example "wsengine-$runtime" "${runtime}_echo_server")"
+    run_fuzzingclient "wsengine-$runtime" "$expected/server-$runtime.json" "$patterns" "$echo_bin"
     ;;
   client)
     run_client wsengine-blocking-client "$expected/client-blocking.json" \
-      "$(build_example wsengine autobahn_client autobahn_client-blocking)"
+      "$(build_example wsengine autobahn_client)"
     ;;
   client-tokio | client-smol)
     runtime="${mode#client-}"
     run_client "wsengine-$runtime-client" "$expected/client-$runtime.json" \
-      "$(build_example "wsengine-$runtime" autobahn_client "autobahn_client-$runtime")"
+      "$(build_example "wsengine-$runtime" "${runtime}_autobahn_client")"
     ;;
   *)
-    echo "usage: scripts/autobahn.sh server|server-tokio|server-smol|client|client-tokio|client-smol [--full] [--update]" >&2
+    echo "usage: scripts/autobahn.sh server|server-tokio|server-smol|client|client-tokio|client-smol [--full | --subset | --cases PATTERNS] [--update]" >&2
     exit 2
     ;;
 esac

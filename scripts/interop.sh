@@ -24,27 +24,26 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-# Examples of the two runtime crates share names, so each is copied out under its own name.
-bins="$root/target/interop-bin"
+bins="$root/target/release/examples"
 
 SERVERS=(
   "core-blocking:$bins/blocking_echo"
-  "tokio:$bins/echo_server-tokio"
-  "smol:$bins/echo_server-smol"
+  "tokio:$bins/tokio_echo_server"
+  "smol:$bins/smol_echo_server"
 )
 CLIENTS=(
   "core-blocking:$bins/echo_check"
-  "tokio:$bins/echo_client-tokio --check"
-  "smol:$bins/echo_client-smol --check"
+  "tokio:$bins/tokio_echo_client --check"
+  "smol:$bins/smol_echo_client --check"
 )
-# What to build first: PACKAGE EXAMPLE NAME (copied to $bins/NAME).
+# What to build first: PACKAGE EXAMPLE.
 BUILDS=(
-  "wsengine blocking_echo blocking_echo"
-  "wsengine echo_check echo_check"
-  "wsengine-tokio echo_server echo_server-tokio"
-  "wsengine-tokio echo_client echo_client-tokio"
-  "wsengine-smol echo_server echo_server-smol"
-  "wsengine-smol echo_client echo_client-smol"
+  "wsengine blocking_echo"
+  "wsengine echo_check"
+  "wsengine-tokio tokio_echo_server"
+  "wsengine-tokio tokio_echo_client"
+  "wsengine-smol smol_echo_server"
+  "wsengine-smol smol_echo_client"
 )
 
 if [ -n "${INTEROP_SERVERS:-}" ]; then mapfile -t SERVERS <<<"$INTEROP_SERVERS"; fi
@@ -109,11 +108,9 @@ export CHROMIUM="$chromium"
 
 # --- ours --------------------------------------------------------------------------------------
 
-mkdir -p "$bins"
 for build in "${BUILDS[@]}"; do
-  read -r package example name <<<"$build"
+  read -r package example <<<"$build"
   cargo build --release -p "$package" --example "$example" || die "cargo build -p $package --example $example failed"
-  cp -f "$root/target/release/examples/$example" "$bins/$name"
 done
 
 # --- running the pairs -------------------------------------------------------------------------

@@ -18,21 +18,31 @@ use std::time::{Duration, Instant};
 
 use wsengine::{ClientRequest, CloseCode, Config, Connection, Event, Message};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// A case that takes longer than this is abandoned (the suite then reports it).
 const SESSION_LIMIT: Duration = Duration::from_secs(120);
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (Some(base), Some(agent)) = (args.next(), args.next()) else {
-        eprintln!("usage: autobahn_client URL AGENT");
-        std::process::exit(2);
-    };
-    if let Err(e) = run(base.trim_end_matches('/'), &agent) {
-        eprintln!("autobahn_client: FAILED: {e}");
-        std::process::exit(1);
+    let args = cli::Args::parse(
+        "autobahn_client",
+        "URL AGENT",
+        "Runs every case of an Autobahn|Testsuite fuzzing server at URL (ws://) as AGENT.",
+        &[],
+        2,
+    );
+    let (base, request) = args.url(0, None);
+    if request.is_tls() {
+        args.fail("this example speaks plain ws:// only");
     }
+    let Some(agent) = args.positional(1) else {
+        args.fail("an AGENT name is required");
+    };
+    let result = run(base.trim_end_matches('/'), agent);
+    args.or_exit("FAILED", result);
 }
 
 fn run(base: &str, agent: &str) -> Result<()> {

@@ -2,6 +2,7 @@
 //! reply, and closes.
 //!
 //! ```text
+//! cargo run --release -p wsengine --example blocking_echo -- 127.0.0.1:9001
 //! cargo run --release -p wsengine --example blocking_client -- ws://127.0.0.1:9001/ "hello"
 //! ```
 
@@ -11,17 +12,30 @@ use std::time::{Duration, Instant};
 
 use wsengine::{ClientRequest, CloseCode, Config, Connection, Event, Message};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001/".into());
-    let text = args.next().unwrap_or_else(|| "hello from wsengine".into());
-    let request = ClientRequest::new(url.as_str())?;
+#[path = "common/cli.rs"]
+mod cli;
+
+fn main() {
+    let args = cli::Args::parse(
+        "blocking_client",
+        "[URL (default ws://127.0.0.1:9001/)] [MESSAGE]",
+        "Sends MESSAGE to a ws:// echo server over blocking std::net and prints the reply.",
+        &[],
+        2,
+    );
+    let (_, request) = args.url(0, Some("ws://127.0.0.1:9001/"));
     if request.is_tls() {
-        return Err("this example speaks plain ws:// only; the runtime crates add TLS".into());
+        args.fail("this example speaks plain ws:// only; the runtime crates' clients add wss://");
     }
+    let text = args.positional(1).unwrap_or("hello from wsengine").to_owned();
+    let result = run(&request, text);
+    args.or_exit("FAILED", result);
+}
+
+fn run(request: &ClientRequest, text: String) -> Result<(), Box<dyn std::error::Error>> {
     let mut tcp = TcpStream::connect((request.host(), request.port()))?;
     tcp.set_nodelay(true)?;
-    let mut conn = Connection::client(Config::default(), &request, Instant::now());
+    let mut conn = Connection::client(Config::default(), request, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     loop {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p wsengine --example blocking_echo -- 127.0.0.1:9001 [--context-takeover]
+//! cargo run --release -p wsengine --example blocking_client -- ws://127.0.0.1:9001/ hello
 //! ```
 //!
 //! It accepts permessage-deflate with the library's defaults (no context takeover, so idle
@@ -15,10 +16,20 @@ use std::time::{Duration, Instant};
 
 use wsengine::{Accept, Config, Connection, Event};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 fn main() -> io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
-    let context_takeover = std::env::args().any(|a| a == "--context-takeover");
-    let listener = TcpListener::bind(&addr)?;
+    let args = cli::Args::parse(
+        "blocking_echo",
+        "[ADDR (default 127.0.0.1:9001)] [--context-takeover]",
+        "Echoes every WebSocket message (blocking std::net, a thread per connection).",
+        &["--context-takeover"],
+        1,
+    );
+    let addr = args.listen_addr(0, "127.0.0.1:9001");
+    let context_takeover = args.flag("--context-takeover");
+    let listener = args.or_exit(&format!("cannot listen on {addr}"), TcpListener::bind(addr));
     eprintln!("blocking_echo: listening on ws://{}", listener.local_addr()?);
     let config = Arc::new(echo_config(context_takeover));
     for stream in listener.incoming() {

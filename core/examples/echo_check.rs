@@ -12,20 +12,28 @@ use std::time::{Duration, Instant};
 
 use wsengine::{ClientRequest, CloseCode, Config, Connection, Event, Message};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 const SIZES: [usize; 8] = [1, 125, 126, 1000, 65_535, 65_536, 300_000, 1 << 20];
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("echo_check: FAILED: {e}");
-        std::process::exit(1);
+    let args = cli::Args::parse(
+        "echo_check",
+        "URL [--require-deflate]",
+        "Checks that a ws:// echo server returns text and binary messages from 1 byte to 1 MiB intact.",
+        &["--require-deflate"],
+        1,
+    );
+    let (url, request) = args.url(0, None);
+    if request.is_tls() {
+        args.fail("this example speaks plain ws:// only");
     }
+    let result = run(&url, &request, args.flag("--require-deflate"));
+    args.or_exit("FAILED", result);
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let url = args.next().ok_or("usage: echo_check URL [--require-deflate]")?;
-    let require_deflate = args.any(|a| a == "--require-deflate");
-    let request = ClientRequest::new(url.as_str())?;
+fn run(url: &str, request: &ClientRequest, require_deflate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     #[cfg(feature = "deflate")]
     {
@@ -33,7 +41,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut tcp = TcpStream::connect((request.host(), request.port()))?;
     tcp.set_nodelay(true)?;
-    let mut conn = Connection::client(config, &request, Instant::now());
+    let mut conn = Connection::client(config, request, Instant::now());
     let mut expected: Vec<Message> = SIZES.iter().flat_map(|&size| [text(size), binary(size)]).collect();
     expected.reverse();
     let mut checked = 0;

@@ -2,7 +2,7 @@
 //! serves a TLS echo on it, and connects a client that trusts exactly that certificate.
 //!
 //! ```text
-//! cargo run --release -p wsengine-smol --example wss_echo
+//! cargo run --release -p wsengine-smol --example smol_wss_echo
 //! ```
 
 use std::sync::Arc;
@@ -11,7 +11,17 @@ use futures_rustls::rustls::{self, RootCertStore, pki_types::PrivateKeyDer};
 use smol::net::TcpListener;
 use wsengine_smol::{ClientRequest, CloseCode, Config, ConnectOptions, accept, connect_with};
 
+#[path = "../../core/examples/common/cli.rs"]
+mod cli;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cli::Args::parse(
+        "smol_wss_echo",
+        "",
+        "Serves a TLS echo on 127.0.0.1 with a fresh self-signed certificate and talks to it.",
+        &[],
+        0,
+    );
     smol::block_on(async {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
         let key = PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
@@ -23,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let acceptor = futures_rustls::TlsAcceptor::from(Arc::new(server_tls));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        println!("wss_echo (smol): serving wss://localhost:{port}/");
+        println!("smol_wss_echo: serving wss://localhost:{port}/");
         smol::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
@@ -49,9 +59,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let request = ClientRequest::new(format!("wss://localhost:{port}/").as_str())?;
         let (mut ws, _) = connect_with(&request, &options).await?;
         ws.send("hello over TLS").await?;
-        println!("wss_echo (smol): echo: {:?}", ws.recv().await?);
+        println!("smol_wss_echo: echo: {:?}", ws.recv().await?);
         let info = ws.close(CloseCode::NORMAL, "bye").await?;
-        println!("wss_echo (smol): closed cleanly: {}", info.clean);
+        println!("smol_wss_echo: closed cleanly: {}", info.clean);
         Ok(())
     })
 }

@@ -2,8 +2,8 @@
 //! `wsengine_tokio::upgrade::upgrade`; plain HTTP on every other path.
 //!
 //! ```text
-//! cargo run --release -p wsengine-tokio --example axum_echo -- 127.0.0.1:9004
-//! cargo run --release -p wsengine-tokio --example echo_client -- ws://127.0.0.1:9004/ws hello
+//! cargo run --release -p wsengine-tokio --example tokio_axum_echo -- 127.0.0.1:9004
+//! cargo run --release -p wsengine-tokio --example tokio_echo_client -- ws://127.0.0.1:9004/ws hello
 //! ```
 
 use axum::Router;
@@ -12,6 +12,9 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::{any, get};
 use wsengine_tokio::{Accept, Config, DeflateConfig, upgrade::upgrade};
+
+#[path = "../../core/examples/common/cli.rs"]
+mod cli;
 
 async fn ws(mut request: Request) -> Response {
     let mut config = Config::default();
@@ -29,7 +32,7 @@ async fn ws(mut request: Request) -> Response {
             tokio::spawn(async move {
                 let mut ws = match pending.await {
                     Ok(ws) => ws,
-                    Err(e) => return eprintln!("axum_echo: upgrade: {e}"),
+                    Err(e) => return eprintln!("tokio_axum_echo: upgrade: {e}"),
                 };
                 while let Ok(message) = ws.recv().await {
                     if ws.send(message).await.is_err() {
@@ -45,11 +48,21 @@ async fn ws(mut request: Request) -> Response {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9004".into());
+    let args = cli::Args::parse(
+        "tokio_axum_echo",
+        "[ADDR (default 127.0.0.1:9004)]",
+        "An axum router with a WebSocket echo at /ws (permessage-deflate) and plain HTTP at /.",
+        &[],
+        1,
+    );
+    let addr = args.listen_addr(0, "127.0.0.1:9004");
     let app = Router::new()
         .route("/ws", any(ws))
-        .route("/", get(|| async { "wsengine axum_echo: WebSocket at /ws\n" }));
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("axum_echo: listening on http://{}", listener.local_addr()?);
+        .route("/", get(|| async { "wsengine tokio_axum_echo: WebSocket at /ws\n" }));
+    let listener = args.or_exit(
+        &format!("cannot listen on {addr}"),
+        tokio::net::TcpListener::bind(addr).await,
+    );
+    println!("tokio_axum_echo: listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await
 }

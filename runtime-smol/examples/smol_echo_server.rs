@@ -1,7 +1,8 @@
 //! A single-threaded echo server on smol, with permessage-deflate; the Autobahn testee.
 //!
 //! ```text
-//! cargo run --release -p wsengine-smol --example echo_server -- 127.0.0.1:9003 [--context-takeover]
+//! cargo run --release -p wsengine-smol --example smol_echo_server -- 127.0.0.1:9003 [--context-takeover]
+//! cargo run --release -p wsengine-smol --example smol_echo_client -- ws://127.0.0.1:9003 hello
 //! ```
 
 use std::sync::Arc;
@@ -10,9 +11,19 @@ use smol::LocalExecutor;
 use smol::net::TcpListener;
 use wsengine_smol::{Config, DeflateConfig, accept};
 
+#[path = "../../core/examples/common/cli.rs"]
+mod cli;
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9003".into());
-    let context_takeover = std::env::args().any(|a| a == "--context-takeover");
+    let args = cli::Args::parse(
+        "smol_echo_server",
+        "[ADDR (default 127.0.0.1:9003)] [--context-takeover]",
+        "Echoes every WebSocket message (smol, one thread, permessage-deflate).",
+        &["--context-takeover"],
+        1,
+    );
+    let addr = args.listen_addr(0, "127.0.0.1:9003");
+    let context_takeover = args.flag("--context-takeover");
     let mut config = Config::default();
     config.deflate = Some(if context_takeover {
         DeflateConfig::default().with_context_takeover()
@@ -22,8 +33,8 @@ fn main() -> std::io::Result<()> {
     let config = Arc::new(config);
     let executor = LocalExecutor::new();
     smol::block_on(executor.run(async {
-        let listener = TcpListener::bind(&addr).await?;
-        println!("echo_server (smol): listening on ws://{}", listener.local_addr()?);
+        let listener = args.or_exit(&format!("cannot listen on {addr}"), TcpListener::bind(addr).await);
+        println!("smol_echo_server: listening on ws://{}", listener.local_addr()?);
         loop {
             let (tcp, _) = listener.accept().await?;
             tcp.set_nodelay(true)?;
@@ -32,7 +43,7 @@ fn main() -> std::io::Result<()> {
                 .spawn(async move {
                     let mut ws = match accept(tcp, config).await {
                         Ok(ws) => ws,
-                        Err(e) => return eprintln!("echo_server: handshake: {e}"),
+                        Err(e) => return eprintln!("smol_echo_server: handshake: {e}"),
                     };
                     // send() holds its write back while the messages of one read are still
                     // being received, so a burst of echoes leaves in one write.

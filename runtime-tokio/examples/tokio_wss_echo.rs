@@ -2,7 +2,7 @@
 //! TLS echo on it, and connects a client that trusts exactly that certificate.
 //!
 //! ```text
-//! cargo run --release -p wsengine-tokio --example wss_echo
+//! cargo run --release -p wsengine-tokio --example tokio_wss_echo
 //! ```
 
 use std::sync::Arc;
@@ -11,8 +11,18 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls::{self, RootCertStore, pki_types::PrivateKeyDer};
 use wsengine_tokio::{ClientRequest, CloseCode, Config, ConnectOptions, accept, connect_with};
 
+#[path = "../../core/examples/common/cli.rs"]
+mod cli;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cli::Args::parse(
+        "tokio_wss_echo",
+        "",
+        "Serves a TLS echo on 127.0.0.1 with a fresh self-signed certificate and talks to it.",
+        &[],
+        0,
+    );
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
     let key = PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
     let server_tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -22,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    println!("wss_echo: serving wss://localhost:{port}/");
+    println!("tokio_wss_echo: serving wss://localhost:{port}/");
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
@@ -46,8 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let request = ClientRequest::new(format!("wss://localhost:{port}/").as_str())?;
     let (mut ws, _) = connect_with(&request, &options).await?;
     ws.send("hello over TLS").await?;
-    println!("wss_echo: echo: {:?}", ws.recv().await?);
+    println!("tokio_wss_echo: echo: {:?}", ws.recv().await?);
     let info = ws.close(CloseCode::NORMAL, "bye").await?;
-    println!("wss_echo: closed cleanly: {}", info.clean);
+    println!("tokio_wss_echo: closed cleanly: {}", info.clean);
     Ok(())
 }
