@@ -284,7 +284,7 @@ mod tests {
             &wsengine::Negotiated::default(),
             now,
         );
-        let mut frame = |conn: &mut wsengine::Connection| {
+        let frame = |conn: &mut wsengine::Connection| {
             let t = conn.poll_transmit().unwrap();
             let mut wire = Vec::new();
             t.write_to(&mut wire);
