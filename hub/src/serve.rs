@@ -284,6 +284,12 @@ impl<T: Timer> Session<'_, T> {
                 }
             }
         }
+        // A close waiting for the queue to drain goes now: nothing else would wake us for it.
+        if let Some(request) = &outbox.close {
+            if outbox.queue.is_empty() {
+                return Some(Step::Close(request.clone()));
+            }
+        }
         if !outbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             outbox.waker = Some(cx.waker().clone());
         }

@@ -403,11 +403,9 @@ impl Shared {
         if let Some(bucket) = &mut conn.bucket {
             if !bucket.try_take(Instant::now()) {
                 drop(state);
-                self.send(
-                    hub,
-                    connection,
-                    wire::error(Some(4301), "Client event rejected - only 10 accepted per second"),
-                );
+                let per_second = app.client_event_rate.map_or(10, |rate| rate.messages());
+                let message = format!("Client event rejected - only {per_second} accepted per second");
+                self.send(hub, connection, wire::error(Some(4301), &message));
                 return;
             }
         }
