@@ -145,7 +145,8 @@ pub(crate) struct Lease {
 
 impl Lease {
     pub(crate) fn new(backend: Arc<Backend>) -> Self {
-        backend.counters.opened();
+        // Counted from the attempt on, so concurrent upgrades see each other's choice.
+        Counters::add(&backend.counters.open, 1);
         Self { backend }
     }
 

@@ -67,6 +67,7 @@ pub(crate) async fn websocket(
         match wsengine_tokio::connect_with(&backend_request, &options).await {
             Ok((ws, response)) => {
                 backend.report_success();
+                crate::metrics::Counters::add(&backend.counters.connections, 1);
                 break (lease, ws, response.protocol().map(str::to_owned));
             }
             Err(Error::Handshake(HandshakeError::UnexpectedStatus(code))) => {
@@ -108,10 +109,12 @@ pub(crate) async fn websocket(
     let drain = lease.backend().drain_signal();
     tokio::spawn(async move {
         let _open = crate::server::OpenGuard::new(&shared);
+        let mut backend_ws = backend_ws;
         let client_ws = match pending.await {
             Ok(ws) => ws,
             Err(error) => {
                 tracing::debug!(%error, "client upgrade failed");
+                let _ = backend_ws.close(wsengine_tokio::CloseCode::GOING_AWAY, "client went away").await;
                 return;
             }
         };
