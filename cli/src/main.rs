@@ -1,6 +1,7 @@
 //! `wsengine`: the command-line program. One module per subcommand.
 
 mod proxy;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -21,16 +22,26 @@ struct Cli {
 enum Command {
     /// Run the WebSocket-aware reverse proxy (SIGHUP reloads the config file).
     Proxy(proxy::Args),
+    /// Serve the hub: native protocol on /ws, tank on /tank, Pusher, stats, metrics and the
+    /// demo page on one port (SIGHUP reloads apps, limits and origins; SIGTERM drains).
+    Serve(serve::Args),
+    /// Configuration tools (`config check FILE`).
+    Config(serve::ConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log)
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` sets up its own logs (text or JSON, from its configuration).
+    if !matches!(cli.command, Command::Serve(_)) {
+        tracing_subscriber::fmt()
+            .with_max_level(cli.log)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = match cli.command {
         Command::Proxy(args) => proxy::run(args),
+        Command::Serve(args) => serve::run(args, cli.log),
+        Command::Config(args) => serve::config_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

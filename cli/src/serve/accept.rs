@@ -1,0 +1,286 @@
+//! Listeners and the first request of each connection. A WebSocket upgrade to one of the hub's
+//! paths goes straight to the engine's accept on the socket (no HTTP server in between for the
+//! life of the connection); everything else, later requests on a kept-alive connection
+//! included, goes to hyper.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tracing::Instrument;
+use wsengine_tokio::{TokioIo, TokioTimer};
+
+use super::config::UpgradePath;
+use super::http;
+use super::state::{Admitted, Route, Shared};
+
+/// The longest request head read before deciding where a connection goes (the engine's
+/// handshake limit).
+const MAX_HEAD: usize = 8 << 10;
+/// How long a client may take to send its first request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` until the task is dropped.
+pub(crate) async fn run_listener(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        let span = tracing::info_span!("conn", %peer);
+        tokio::spawn(
+            async move {
+                match tls {
+                    None => connection(shared, tcp, peer).await,
+                    Some(acceptor) => match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => connection(shared, stream, peer).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    },
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// A TLS acceptor from PEM files, offering HTTP/1.1.
+pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn connection<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut head = BytesMut::with_capacity(1024);
+    let sniffed = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut head)).await;
+    let direct = match sniffed {
+        Ok(Ok(direct)) => direct && shared.upgrades == UpgradePath::Direct,
+        // The peer went away or stalled before a whole head; hyper answers what is there.
+        Ok(Err(_)) | Err(_) => false,
+    };
+    let stream = Prefixed { head, stream };
+    if direct {
+        websocket(shared, stream, peer).await;
+    } else {
+        http::serve_connection(shared, stream, peer).await;
+    }
+}
+
+/// Reads until the end of the first request head (or `MAX_HEAD`); true when it is a WebSocket
+/// upgrade to one of the hub's paths.
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, head: &mut BytesMut) -> io::Result<bool> {
+    loop {
+        if let Some(end) = find_head_end(head) {
+            return Ok(is_hub_upgrade(head.get(..end).unwrap_or_default()));
+        }
+        if head.len() >= MAX_HEAD {
+            return Ok(false);
+        }
+        head.reserve(1024);
+        if stream.read_buf(head).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
+}
+
+fn is_hub_upgrade(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let path = request.path.unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    let upgrade = request.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade")
+            && std::str::from_utf8(h.value).is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    });
+    upgrade && Route::of(path).is_some()
+}
+
+/// The engine reads the request from the socket (the sniffed bytes first), checks it, and the
+/// hub serves the connection.
+async fn websocket<S>(shared: Arc<Shared>, stream: Prefixed<S>, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = shared.hub.websocket_config();
+    let pending = wsengine_driver::accept_request::<_, TokioTimer>(TokioIo::new(stream), config).await;
+    let mut pending = match pending {
+        Ok(pending) => pending,
+        Err(error) => {
+            tracing::debug!(%error, "handshake failed");
+            return;
+        }
+    };
+    pending.set_peer_addr(peer);
+    let admitted = match shared.admit(pending.request(), Some(peer)) {
+        Ok(admitted) => admitted,
+        Err(rejection) => {
+            let _ = pending.reject(rejection.to_reject()).await;
+            return;
+        }
+    };
+    let path = pending.request().path().to_owned();
+    match pending.accept(wsengine::Accept::new()).await {
+        Ok(ws) => serve(&shared, ws, admitted, &path).await,
+        Err(error) => tracing::debug!(%error, "handshake failed"),
+    }
+}
+
+/// Runs an accepted connection in the hub until it ends.
+pub(crate) async fn serve<S>(
+    shared: &Shared,
+    ws: wsengine_driver::WebSocket<S, TokioTimer>,
+    admitted: Admitted,
+    path: &str,
+) where
+    S: wsengine_driver::futures_io::AsyncRead + wsengine_driver::futures_io::AsyncWrite + Unpin,
+{
+    let Admitted {
+        admission,
+        codec,
+        guard,
+    } = admitted;
+    let user = admission.identity().user_id.clone();
+    tracing::debug!(%user, path, "connected");
+    let end = shared.hub.serve(ws, admission, codec).await;
+    drop(guard);
+    tracing::debug!(
+        %user,
+        code = end.code.0,
+        reason = %end.reason,
+        cause = ?end.cause,
+        "disconnected"
+    );
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+#[derive(Debug)]
+pub(crate) struct Prefixed<S> {
+    head: BytesMut,
+    stream: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            if let Some(bytes) = self.head.get(..n) {
+                buf.put_slice(bytes);
+            }
+            self.head.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_hub_upgrades_only() {
+        let upgrade = b"GET /ws?user_id=a HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n";
+        assert!(is_hub_upgrade(upgrade));
+        assert!(is_hub_upgrade(&upgrade.replace_path(b"/tank")));
+        assert!(is_hub_upgrade(&upgrade.replace_path(b"/app/app-key")));
+        assert!(!is_hub_upgrade(&upgrade.replace_path(b"/other")));
+        assert!(!is_hub_upgrade(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_hub_upgrade(b"garbage\r\n\r\n"));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+
+    trait ReplacePath {
+        fn replace_path(&self, path: &[u8]) -> Vec<u8>;
+    }
+
+    impl ReplacePath for [u8] {
+        fn replace_path(&self, path: &[u8]) -> Vec<u8> {
+            let text = String::from_utf8_lossy(self);
+            text.replacen("/ws?user_id=a", &String::from_utf8_lossy(path), 1)
+                .into_bytes()
+        }
+    }
+
+    #[tokio::test]
+    async fn prefixed_reads_the_head_again() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut prefixed = Prefixed {
+            head: BytesMut::from(&b"head"[..]),
+            stream: server,
+        };
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"-tail")
+            .await
+            .unwrap();
+        drop(client);
+        let mut out = String::new();
+        prefixed.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "head-tail");
+    }
+}

@@ -1,0 +1,732 @@
+//! `wsengine serve`'s configuration: a TOML file (or the embedded default), `WSENGINE_*`
+//! environment variables and `--listen` over it. Every error in the file names the key and the
+//! line it is on; an error in a variable names the variable.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use toml::Spanned;
+use wsengine_hub::auth::origin::OriginPolicy;
+use wsengine_proxy::config::parse_duration;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    /// The file is not a valid configuration; `line` is 1-based.
+    #[error("{origin}:{line}: {key}: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    /// An environment variable overrides a key with a value it cannot take.
+    #[error("{var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// The plain (no TLS) listener.
+    #[serde(default = "default_listen", deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// More listeners, with TLS when they name a certificate and key.
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// The app `/ws` and `/tank` clients belong to (its id); the first app when absent.
+    #[serde(default)]
+    pub default_app: Option<Spanned<String>>,
+    /// Apps (Pusher's id, key, secret); the embedded default app when absent.
+    #[serde(default = "default_apps")]
+    pub apps: Vec<AppConfig>,
+    /// Allowed browser origins (`https://*.example.com`, `http://localhost:*`); any when absent.
+    #[serde(default, deserialize_with = "origins")]
+    pub origins: Option<Vec<String>>,
+    /// Refuse upgrades without an `Origin` header (only browsers expected).
+    #[serde(default)]
+    pub deny_missing_origin: bool,
+    /// Proxies (IPs or CIDR networks) whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Who native and tank clients are.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Connection and message limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// WebSocket heartbeats.
+    #[serde(default)]
+    pub heartbeat: HeartbeatConfig,
+    /// What happens to a connection that does not read fast enough.
+    #[serde(default)]
+    pub slow_consumer: SlowConsumer,
+    /// `in-process` (one node), or a `redis://` URL once the Redis broker lands.
+    #[serde(default = "in_process", deserialize_with = "broker")]
+    pub broker: String,
+    /// Logs.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Graceful drain on SIGTERM/SIGINT.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    /// Runtime worker threads (one per core when absent).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// How WebSocket upgrades reach the hub: `direct` (the engine reads the request itself) or
+    /// `hyper` (hyper parses it and hands the socket over). Both are served; this picks the path
+    /// for a connection's first request.
+    #[serde(default)]
+    pub upgrades: UpgradePath,
+}
+
+/// One more listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerConfig {
+    /// Address to bind.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain (with `tls_key`: a TLS listener).
+    #[serde(default)]
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// PEM private key.
+    #[serde(default)]
+    pub tls_key: Option<Spanned<PathBuf>>,
+}
+
+/// A Pusher app (soketi's array-driver app).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppConfig {
+    /// App id (HTTP API path `/apps/<id>/…`).
+    pub id: Spanned<String>,
+    /// App key (WebSocket path `/app/<key>`).
+    pub key: Spanned<String>,
+    /// Signs private/presence channel auth and HTTP API requests.
+    pub secret: String,
+    /// Clients may send `client-*` events (native: publish to subscribed channels, whispers).
+    #[serde(default)]
+    pub client_events: bool,
+    /// Pusher user authentication (`pusher:signin`).
+    #[serde(default)]
+    pub user_authentication: bool,
+    /// Where channel events are posted.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// A webhook target.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookConfig {
+    /// `http://` or `https://` URL.
+    #[serde(deserialize_with = "http_url")]
+    pub url: String,
+    /// Which events go there.
+    pub events: Vec<WebhookEvent>,
+}
+
+/// A webhook event name (Pusher's).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WebhookEvent {
+    ChannelOccupied,
+    ChannelVacated,
+    MemberAdded,
+    MemberRemoved,
+    ClientEvent,
+    CacheMiss,
+}
+
+/// Identity of native and tank clients.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    /// HS256 secret for bearer tokens (header, `token` query parameter or cookie).
+    #[serde(default)]
+    pub jwt_secret: Option<String>,
+    /// RS256 public key (PEM file).
+    #[serde(default)]
+    pub jwt_public_key_file: Option<Spanned<PathBuf>>,
+    /// Required `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Without tokens: may anyone join private and presence channels (default yes, as the demo
+    /// needs)? The user id is then the `user_id` query parameter.
+    #[serde(default)]
+    pub deny_protected_channels: bool,
+}
+
+/// Limits. `0` turns a cap off.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_user: usize,
+    pub connects_per_second_per_ip: u32,
+    pub messages_per_second: u32,
+    pub whispers_per_second: u32,
+    pub max_message_size: usize,
+    pub max_channels_per_connection: usize,
+    pub max_presence_members: usize,
+    pub max_queued_messages: usize,
+    pub write_buffer_limit: usize,
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            max_connections_per_user: 0,
+            connects_per_second_per_ip: 50,
+            messages_per_second: 100,
+            whispers_per_second: 10,
+            max_message_size: 64 << 10,
+            max_channels_per_connection: 100,
+            max_presence_members: 1000,
+            max_queued_messages: 1024,
+            write_buffer_limit: 256 << 10,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Heartbeat pings and the pong deadline.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HeartbeatConfig {
+    /// A ping after this much silence; `0` turns heartbeats off.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// How long a pong may take.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The slow-consumer policy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SlowConsumer {
+    /// Close with 1013 (try again later).
+    #[default]
+    Disconnect,
+    /// Drop the message that does not fit.
+    DropNewest,
+    /// Drop the oldest queued message.
+    DropOldest,
+}
+
+/// How upgrades reach the hub.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum UpgradePath {
+    /// The engine's own accept on the socket.
+    #[default]
+    Direct,
+    /// Through hyper's upgrade.
+    Hyper,
+}
+
+/// Logs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `wsengine=debug`); `--log` when absent.
+    pub level: Option<String>,
+    /// Connection and message counts are logged this often; `0` turns it off.
+    #[serde(deserialize_with = "duration")]
+    pub stats_interval: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: None,
+            stats_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Graceful drain.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ShutdownConfig {
+    /// 1001 closes are spread over this window.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+    /// Connections still open this long after the signal are dropped.
+    #[serde(deserialize_with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file at `path` (the embedded default when `None`), then applies `env`
+    /// (`WSENGINE_KEY`, `WSENGINE_TABLE__KEY`) and `listen`.
+    pub(crate) fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        listen: Option<SocketAddr>,
+    ) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.to_owned(),
+                    error,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "(default)".to_owned()),
+        };
+        let mut config = Self::parse(&text, &origin)?;
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("WSENGINE_") && name != "WSENGINE_LOG")
+            .collect();
+        if !overrides.is_empty() {
+            config = Self::with_env(&text, &overrides)?;
+        }
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks `text`; `origin` names it in errors.
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let start = e.span().map_or(0, |span| span.start);
+            invalid(text, origin, start, None, e.message().to_owned())
+        })?;
+        config.check(text, origin)?;
+        Ok(config)
+    }
+
+    /// The id of the app `/ws` and `/tank` clients belong to.
+    pub(crate) fn default_app(&self) -> &AppConfig {
+        let wanted = self.default_app.as_ref().map(|name| name.get_ref().as_str());
+        self.apps
+            .iter()
+            .find(|app| Some(app.id.get_ref().as_str()) == wanted)
+            .or_else(|| self.apps.first())
+            .unwrap_or(&DEFAULT_APP_FALLBACK)
+    }
+
+    /// The origin policy, `None` allowing any.
+    pub(crate) fn origin_policy(&self) -> Option<OriginPolicy> {
+        let patterns = self.origins.as_ref()?;
+        let missing = if self.deny_missing_origin {
+            wsengine_hub::auth::origin::MissingOrigin::Deny
+        } else {
+            wsengine_hub::auth::origin::MissingOrigin::Allow
+        };
+        // Patterns were parsed when the file was read; an error here cannot happen, and
+        // refusing every origin is the safe answer if it ever did.
+        Some(
+            OriginPolicy::new(patterns)
+                .unwrap_or_else(|_| OriginPolicy::new(Vec::<String>::new()).unwrap_or_else(|_| OriginPolicy::any()))
+                .with_missing(missing),
+        )
+    }
+
+    fn with_env(text: &str, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Env {
+            var: "WSENGINE_*".into(),
+            message: e.message().to_owned(),
+        })?;
+        for (var, value) in overrides {
+            let path: Vec<String> = var
+                .trim_start_matches("WSENGINE_")
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
+            set_path(&mut table, &path, parse_env_value(value)).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
+        }
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Env {
+            var: "WSENGINE_*".into(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&merged, "(environment)").map_err(|error| match error {
+            ConfigError::Invalid { key, message, .. } => {
+                let var = overrides
+                    .iter()
+                    .map(|(var, _)| var.as_str())
+                    .find(|var| var.to_ascii_lowercase().ends_with(&key.to_ascii_lowercase()))
+                    .unwrap_or("WSENGINE_*");
+                ConfigError::Env {
+                    var: var.to_owned(),
+                    message: format!("{key}: {message}"),
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn check(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let mut ids = HashSet::new();
+        let mut keys = HashSet::new();
+        for app in &self.apps {
+            if app.id.get_ref().is_empty() || !ids.insert(app.id.get_ref().as_str()) {
+                let message = format!("app id {:?} is empty or used twice", app.id.get_ref());
+                return Err(invalid(text, origin, app.id.span().start, Some("id"), message));
+            }
+            if app.key.get_ref().is_empty() || !keys.insert(app.key.get_ref().as_str()) {
+                let message = format!("app key {:?} is empty or used twice", app.key.get_ref());
+                return Err(invalid(text, origin, app.key.span().start, Some("key"), message));
+            }
+        }
+        if self.apps.is_empty() {
+            let at = find_key(text, "apps");
+            return Err(invalid(
+                text,
+                origin,
+                at,
+                Some("apps"),
+                "at least one app is needed".into(),
+            ));
+        }
+        if let Some(name) = &self.default_app {
+            if !self.apps.iter().any(|app| app.id.get_ref() == name.get_ref()) {
+                let message = format!("no [[apps]] entry has id {:?}", name.get_ref());
+                return Err(invalid(text, origin, name.span().start, Some("default_app"), message));
+            }
+        }
+        for listener in &self.listeners {
+            match (&listener.tls_cert, &listener.tls_key) {
+                (Some(cert), Some(key)) => {
+                    for (name, file) in [("tls_cert", cert), ("tls_key", key)] {
+                        if let Err(error) = std::fs::metadata(file.get_ref()) {
+                            let message = format!("cannot read {}: {error}", file.get_ref().display());
+                            return Err(invalid(text, origin, file.span().start, Some(name), message));
+                        }
+                    }
+                }
+                (Some(file), None) | (None, Some(file)) => {
+                    let message = "tls_cert and tls_key go together".to_owned();
+                    return Err(invalid(text, origin, file.span().start, None, message));
+                }
+                (None, None) => {}
+            }
+        }
+        if let Some(file) = &self.auth.jwt_public_key_file {
+            if let Err(error) = std::fs::metadata(file.get_ref()) {
+                let message = format!("cannot read {}: {error}", file.get_ref().display());
+                let at = file.span().start;
+                return Err(invalid(text, origin, at, Some("jwt_public_key_file"), message));
+            }
+        }
+        if let Err(error) = wsengine_hub::limits::ClientIpResolver::parse(
+            &self.trusted_proxies,
+            wsengine_hub::limits::ForwardedHeader::XForwardedFor,
+        ) {
+            let at = find_key(text, "trusted_proxies");
+            return Err(invalid(text, origin, at, Some("trusted_proxies"), error.to_string()));
+        }
+        if self.threads == Some(0) {
+            let at = find_key(text, "threads");
+            return Err(invalid(text, origin, at, Some("threads"), "must be at least 1".into()));
+        }
+        if !self.heartbeat.interval.is_zero() && self.heartbeat.timeout.is_zero() {
+            let at = find_key(text, "timeout");
+            return Err(invalid(text, origin, at, Some("timeout"), "must be above zero".into()));
+        }
+        Ok(())
+    }
+}
+
+static DEFAULT_APP_FALLBACK: std::sync::LazyLock<AppConfig> = std::sync::LazyLock::new(embedded_app);
+
+fn embedded_app() -> AppConfig {
+    AppConfig {
+        id: Spanned::new(0..0, "app-id".into()),
+        key: Spanned::new(0..0, "app-key".into()),
+        secret: "app-secret".into(),
+        client_events: true,
+        user_authentication: false,
+        webhooks: Vec::new(),
+    }
+}
+
+fn default_apps() -> Vec<AppConfig> {
+    vec![embedded_app()]
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6001))
+}
+
+fn in_process() -> String {
+    "in-process".into()
+}
+
+/// Builds an error at byte `at`, naming `key` (or the key written on that line).
+fn invalid(text: &str, origin: &str, at: usize, key: Option<&str>, message: String) -> ConfigError {
+    let at = at.min(text.len());
+    let line = text.as_bytes().iter().take(at).filter(|&&b| b == b'\n').count() + 1;
+    let key = key.map(str::to_owned).unwrap_or_else(|| key_on_line(text, line));
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        line,
+        key,
+        message: message.trim().to_owned(),
+    }
+}
+
+/// The key assigned on `line` (`a = ...`), or the table header (`[a]`, `[[a]]`), or `?`.
+fn key_on_line(text: &str, line: usize) -> String {
+    let Some(source) = text.lines().nth(line.saturating_sub(1)) else {
+        return "?".into();
+    };
+    let source = source.trim();
+    if let Some(table) = source.strip_prefix('[') {
+        return table.trim_matches(|c| c == '[' || c == ']' || c == ' ').to_owned();
+    }
+    match source.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => key.trim().trim_matches('"').to_owned(),
+        _ => "?".into(),
+    }
+}
+
+/// The byte offset of the first line assigning or opening `key`.
+fn find_key(text: &str, key: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start().trim_start_matches('[');
+        let name = trimmed.split(['=', ']']).next().unwrap_or("").trim();
+        if name == key {
+            return offset;
+        }
+        offset += line.len();
+    }
+    0
+}
+
+/// A variable's value as TOML (`100`, `true`, `["a"]`), else as a string.
+fn parse_env_value(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("names no key".into()),
+        [key] => {
+            table.insert(key.clone(), value);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let entry = table
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => set_path(inner, rest, value),
+                _ => Err(format!("{head} is not a table")),
+            }
+        }
+    }
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map_err(|e| de::Error::custom(format!("{text:?} is not an address like 127.0.0.1:6001 ({e})")))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Seconds(u64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Text(text) => parse_duration(&text).map_err(de::Error::custom),
+        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let patterns = Vec::<String>::deserialize(d)?;
+    OriginPolicy::new(&patterns).map_err(de::Error::custom)?;
+    Ok(Some(patterns))
+}
+
+fn broker<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "in-process" {
+        Ok(text)
+    } else if text.starts_with("redis://") || text.starts_with("rediss://") {
+        Err(de::Error::custom(
+            "the Redis broker is not built into this wsengine yet; use \"in-process\"",
+        ))
+    } else {
+        Err(de::Error::custom(format!(
+            "unknown broker {text:?} (expected \"in-process\" or a redis:// URL)"
+        )))
+    }
+}
+
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    let parsed: http::Uri = text
+        .parse()
+        .map_err(|e| de::Error::custom(format!("{text:?} is not a URL: {e}")))?;
+    match (parsed.scheme_str(), parsed.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(text),
+        _ => Err(de::Error::custom(format!("{text:?} is not an http:// or https:// URL"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> (usize, String, String) {
+        match Config::parse(text, "test.toml") {
+            Err(ConfigError::Invalid { line, key, message, .. }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    const SOKETI: &str = r#"listen = "127.0.0.1:6001"
+[[apps]]
+id = "app-id"
+key = "app-key"
+secret = "app-secret"
+client_events = true
+user_authentication = true
+[[apps.webhooks]]
+url = "http://127.0.0.1:3099/"
+events = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event"]
+"#;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let config = Config::parse("", "x").unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:6001");
+        let app = config.default_app();
+        assert_eq!(
+            (app.id.get_ref().as_str(), app.key.get_ref().as_str()),
+            ("app-id", "app-key")
+        );
+        assert_eq!(app.secret, "app-secret");
+        assert!(app.client_events);
+        assert_eq!(config.broker, "in-process");
+    }
+
+    #[test]
+    fn parses_the_soketi_shaped_example() {
+        let config = Config::parse(SOKETI, "x").unwrap();
+        let app = config.default_app();
+        assert!(app.user_authentication);
+        assert_eq!(app.webhooks[0].events.len(), 5);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let (line, key, message) = error_of("listen = \"127.0.0.1:6001\"\n\n[limits]\nmax_conections = 5\n");
+        assert_eq!((line, key.as_str()), (4, "max_conections"), "{message}");
+        let (line, key, _) = error_of("[heartbeat]\ninterval = \"15 fortnights\"\n");
+        assert_eq!((line, key.as_str()), (2, "interval"));
+        let (line, key, _) = error_of("listen = \"nowhere\"\n");
+        assert_eq!((line, key.as_str()), (1, "listen"));
+        let (line, key, _) = error_of(&SOKETI.replace("http://127", "ftp://127"));
+        assert_eq!((line, key.as_str()), (9, "url"));
+        let (line, key, _) = error_of(&SOKETI.replace("\"client_event\"", "\"client_evnt\""));
+        assert_eq!((line, key.as_str()), (10, "events"));
+        let (line, key, _) = error_of("default_app = \"nope\"\n");
+        assert_eq!((line, key.as_str()), (1, "default_app"));
+        let (line, key, _) = error_of("origins = [\"https://*\"]\n");
+        assert_eq!((line, key.as_str()), (1, "origins"));
+        let (line, key, _) = error_of("broker = \"redis://127.0.0.1\"\n");
+        assert_eq!((line, key.as_str()), (1, "broker"));
+        let (line, key, _) = error_of(
+            "\n[[listeners]]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"\n",
+        );
+        assert_eq!((line, key.as_str()), (4, "tls_cert"));
+        let (line, key, _) = error_of(&format!(
+            "{SOKETI}[[apps]]\nid = \"app-id\"\nkey = \"k2\"\nsecret = \"s\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (12, "id"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = [
+            ("WSENGINE_LISTEN".to_owned(), "127.0.0.1:7001".to_owned()),
+            ("WSENGINE_LIMITS__MAX_CONNECTIONS".to_owned(), "7".to_owned()),
+            ("WSENGINE_LOG__FORMAT".to_owned(), "json".to_owned()),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let config = Config::load(None, env, None).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(config.limits.max_connections, 7);
+        assert_eq!(config.log.format, LogFormat::Json);
+        let bad = [("WSENGINE_LIMITS__MAX_CONNECTIONS".to_owned(), "many".to_owned())];
+        match Config::load(None, bad, None) {
+            Err(ConfigError::Env { var, message }) => {
+                assert_eq!(var, "WSENGINE_LIMITS__MAX_CONNECTIONS", "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let listen = SocketAddr::from(([127, 0, 0, 1], 9));
+        let config = Config::load(None, Vec::new(), Some(listen)).unwrap();
+        assert_eq!(config.listen, listen);
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let error = Config::load(Some(Path::new("/nonexistent/wsengine.toml")), Vec::new(), None).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/wsengine.toml"), "{error}");
+    }
+}
