@@ -66,6 +66,9 @@ pub struct PusherApp {
     pub namespace: Arc<str>,
     /// Where webhooks go; none when empty.
     pub webhook_urls: Vec<String>,
+    /// A connection not signed in this long after connecting is closed with 4009 (checked by
+    /// [`Pusher::sweep`]).
+    pub signin_timeout: Option<Duration>,
 }
 
 impl PusherApp {
@@ -85,6 +88,7 @@ impl PusherApp {
             max_connections: None,
             max_event_bytes: 10 << 10,
             webhook_urls: Vec::new(),
+            signin_timeout: None,
         }
     }
 
@@ -132,6 +136,8 @@ pub struct PusherConfig {
     pub max_batch_events: usize,
     /// How long a cache channel keeps its last event.
     pub cache_ttl: Duration,
+    /// How long a client pinged for inactivity has to answer before it is closed with 4201.
+    pub pong_timeout: Duration,
 }
 
 impl PusherConfig {
@@ -146,6 +152,7 @@ impl PusherConfig {
             max_trigger_channels: 100,
             max_batch_events: 10,
             cache_ttl: Duration::from_secs(30 * 60),
+            pong_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -197,6 +204,11 @@ pub(crate) struct PusherConn {
     /// The signed-in user.
     pub(crate) user: Option<Arc<str>>,
     pub(crate) bucket: Option<TokenBucket>,
+    pub(crate) opened: Instant,
+    /// When the client last sent anything.
+    pub(crate) last_seen: Instant,
+    /// When the server pinged it for inactivity, until it sends something.
+    pub(crate) pinged: Option<Instant>,
 }
 
 pub(crate) struct PresenceUser {
@@ -209,6 +221,17 @@ pub(crate) struct Cached {
     pub(crate) event: String,
     pub(crate) data: crate::codec::Data,
     pub(crate) at: Instant,
+}
+
+/// What a [`Pusher::sweep`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Idle clients pinged.
+    pub pinged: usize,
+    /// Clients closed for not answering a ping (4201).
+    pub unresponsive: usize,
+    /// Clients closed for not signing in in time (4009).
+    pub not_signed_in: usize,
 }
 
 /// Most cache-channel entries kept; expired ones go first when it is reached.
@@ -260,6 +283,19 @@ impl Pusher {
     /// Whether `path` belongs to the HTTP API (`/apps/...`).
     pub fn is_api_path(path: &str) -> bool {
         path.starts_with("/apps/")
+    }
+
+    /// Pings clients silent for [`PusherConfig::activity_timeout`] with `pusher:ping`, closes
+    /// those that did not answer within [`PusherConfig::pong_timeout`] (4201) and those not
+    /// signed in within their app's [`PusherApp::signin_timeout`] (4009). The program calls it
+    /// every few seconds; it never waits.
+    pub fn sweep(&self) -> Sweep {
+        self.sweep_at(Instant::now())
+    }
+
+    /// [`sweep`](Self::sweep) as if it were `now`.
+    pub fn sweep_at(&self, now: Instant) -> Sweep {
+        self.shared.sweep(now)
     }
 
     /// The socket id of a connection.

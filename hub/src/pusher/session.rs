@@ -125,6 +125,9 @@ impl Shared {
                 channels: Vec::new(),
                 user: None,
                 bucket: app.client_event_rate.map(|rate| TokenBucket::new(rate, now)),
+                opened: now,
+                last_seen: now,
+                pinged: None,
             },
         );
         drop(state);
@@ -142,6 +145,10 @@ impl Shared {
         let Some(hub) = self.hub.get() else {
             return;
         };
+        if let Some(conn) = self.state().conns.get_mut(&connection) {
+            conn.last_seen = Instant::now();
+            conn.pinged = None;
+        }
         let Some(text) = message.as_text() else {
             self.send(hub, connection, wire::error(None, "Binary frames are not supported"));
             return;
@@ -487,6 +494,41 @@ impl Shared {
             hub.close_connection(*connection, CloseCode(4009), "Connection terminated by the server");
         }
         conns.len()
+    }
+
+    pub(crate) fn sweep(&self, now: Instant) -> super::Sweep {
+        let mut sweep = super::Sweep::default();
+        let Some(hub) = self.hub.get() else {
+            return sweep;
+        };
+        let activity = std::time::Duration::from_secs(u64::from(self.config.activity_timeout));
+        let mut ping = Vec::new();
+        let mut close = Vec::new();
+        let mut state = self.state();
+        for (id, conn) in &mut state.conns {
+            let signin = self.config.apps.get(conn.app).and_then(|app| app.signin_timeout);
+            if signin.is_some_and(|t| conn.user.is_none() && now.saturating_duration_since(conn.opened) >= t) {
+                close.push((*id, 4009, "Connection not authorized within timeout"));
+                sweep.not_signed_in += 1;
+            } else if let Some(at) = conn.pinged {
+                if now.saturating_duration_since(at) >= self.config.pong_timeout {
+                    close.push((*id, 4201, "Pong reply not received"));
+                    sweep.unresponsive += 1;
+                }
+            } else if now.saturating_duration_since(conn.last_seen) >= activity {
+                conn.pinged = Some(now);
+                ping.push(*id);
+                sweep.pinged += 1;
+            }
+        }
+        drop(state);
+        for id in ping {
+            self.send(hub, id, wire::ping());
+        }
+        for (id, code, reason) in close {
+            hub.close_connection(id, CloseCode(code), reason);
+        }
+        sweep
     }
 
     /// Presence users of a channel: ids in order.

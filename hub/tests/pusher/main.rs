@@ -5,5 +5,7 @@
 
 mod api;
 mod interop;
+mod mixed;
+mod robust;
 mod support;
 mod wire;

@@ -12,7 +12,7 @@ use wsengine::{ClientRequest, CloseInfo, Config, Message};
 use wsengine_driver::{Error, WebSocket};
 use wsengine_hub::pusher::sign::{hmac_hex, md5_hex};
 use wsengine_hub::pusher::{Pusher, PusherApp, PusherConfig, Webhook};
-use wsengine_hub::{Hub, HubConfig};
+use wsengine_hub::{CodecId, Hub, HubConfig};
 use wsengine_tokio::{TokioIo, TokioTimer};
 
 pub const APP_ID: &str = "1";
@@ -73,8 +73,16 @@ pub fn start_with(apps: Vec<PusherApp>, config: HubConfig) -> Server {
             };
             let hub = accept_hub.clone();
             tokio::spawn(async move {
+                // Pusher on /app/<key>, the native protocol elsewhere.
+                let pick = move |request: &wsengine::Request| {
+                    if Pusher::is_websocket_path(request.path()) {
+                        codec
+                    } else {
+                        CodecId::NATIVE
+                    }
+                };
                 let _ = hub
-                    .accept::<_, TokioTimer>(TokioIo::new(stream), Some(peer), move |_| codec)
+                    .accept::<_, TokioTimer>(TokioIo::new(stream), Some(peer), pick)
                     .await;
             });
         }

@@ -269,3 +269,38 @@ fn client_event_rules() {
         );
     });
 }
+
+#[test]
+fn idle_clients_are_pinged_then_closed_with_4201() {
+    let mut app = test_app();
+    app.signin_timeout = Some(std::time::Duration::from_secs(600));
+    let server = start(vec![app]);
+    server.rt.block_on(async {
+        let start = std::time::Instant::now();
+        let (mut idle, _) = Client::established(server.ws).await;
+        let (mut alive, _) = Client::established(server.ws).await;
+        let p = &server.pusher;
+        // Not yet idle (the clock given is the connect time's).
+        assert_eq!(p.sweep_at(start).pinged, 0);
+        let later = start + std::time::Duration::from_secs(121);
+        assert_eq!(p.sweep_at(later).pinged, 2);
+        assert_eq!(idle.recv_text().await, r#"{"event":"pusher:ping","data":"{}"}"#);
+        assert_eq!(alive.recv_text().await, r#"{"event":"pusher:ping","data":"{}"}"#);
+        // One answers; the other stays silent past the pong timeout.
+        alive.send(r#"{"event":"pusher:pong","data":{}}"#).await;
+        alive.nothing_pending().await;
+        // (By that clock the one that answered is idle again: pinged anew, not closed.)
+        let sweep = p.sweep_at(later + std::time::Duration::from_secs(30));
+        assert_eq!((sweep.unresponsive, sweep.pinged), (1, 1));
+        assert_eq!(alive.recv_text().await, r#"{"event":"pusher:ping","data":"{}"}"#);
+        let (texts, close) = idle.until_close().await;
+        assert!(texts.is_empty(), "{texts:?}");
+        assert_eq!((close.code.0, close.reason.as_str()), (4201, "Pong reply not received"));
+        alive.nothing_pending().await;
+        // Sign-in timeout: closed with 4009.
+        let sweep = p.sweep_at(start + std::time::Duration::from_secs(601));
+        assert_eq!(sweep.not_signed_in, 1);
+        let (_, close) = alive.until_close().await;
+        assert_eq!(close.code.0, 4009);
+    });
+}
