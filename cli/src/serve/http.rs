@@ -1,5 +1,5 @@
 //! Plain HTTP on the hub's port, through hyper: the demo page, health, readiness, stats,
-//! metrics, the Pusher HTTP API's place, and upgrades that arrive on a kept-alive connection (or
+//! metrics, the Pusher HTTP API, and upgrades that arrive on a kept-alive connection (or
 //! every upgrade, with `upgrades = "hyper"`).
 
 use std::convert::Infallible;
@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
+use wsengine_hub::pusher::Pusher;
 
 use super::accept::serve;
 use super::demo;
@@ -25,7 +26,7 @@ where
 {
     let service = hyper::service::service_fn(move |request| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(route(&shared, request, peer)) }
+        async move { Ok::<_, Infallible>(route(&shared, request, peer).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -38,14 +39,14 @@ where
 }
 
 /// The answer to one request.
-fn route(shared: &Arc<Shared>, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(shared: &Arc<Shared>, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if is_upgrade(&request) && Route::of(&path).is_some() {
         return upgrade(shared, &mut request, peer);
     }
     let method = request.method().clone();
-    if let Some(rest) = path.strip_prefix("/apps/") {
-        return pusher_api(shared, rest);
+    if Pusher::is_api_path(&path) {
+        return pusher_api(shared, request).await;
     }
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
@@ -96,16 +97,21 @@ fn server_metrics(shared: &Shared) -> String {
     )
 }
 
-/// The Pusher HTTP API (`/apps/<id>/…`): known apps get 501 until the protocol is built in.
-fn pusher_api(shared: &Shared, rest: &str) -> Response<Body> {
-    let id = rest.split('/').next().unwrap_or("");
-    if !shared.live().apps.iter().any(|app| app.id.get_ref() == id) {
-        return json(StatusCode::NOT_FOUND, r#"{"error":"unknown app"}"#.into());
-    }
-    json(
-        StatusCode::NOT_IMPLEMENTED,
-        r#"{"error":"the Pusher HTTP API is not built into this server yet"}"#.into(),
-    )
+/// The Pusher HTTP API (`/apps/<id>/…`), answered by the hub's sans-IO handler once the body
+/// is in (bounded: the handler answers 413 past its own limit, this stops reading well after).
+async fn pusher_api(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let limit = shared.pusher.config().max_body_bytes.saturating_add(1);
+    let (parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::debug!(%error, "pusher api body refused");
+            return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"body too large"}"#.into());
+        }
+    };
+    let response = shared.pusher.handle(Request::from_parts(parts, bytes));
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Body::from(body))
 }
 
 fn is_upgrade<B>(request: &Request<B>) -> bool {

@@ -7,6 +7,7 @@ pub(crate) mod config;
 mod demo;
 mod http;
 mod lifecycle;
+mod pusher;
 mod state;
 
 use std::net::SocketAddr;
@@ -85,7 +86,9 @@ pub(crate) fn run(args: Args, level: LevelFilter) -> Result<(), Box<dyn std::err
 }
 
 async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let shared = Shared::new(&config)?;
+    let (shared, webhooks) = Shared::new(&config)?;
+    let webhooks = tokio::spawn(webhooks.run());
+    let sweep = tokio::spawn(pusher::sweep(shared.pusher.clone()));
     let mut listeners = Vec::new();
     let plain = TcpListener::bind(config.listen)
         .await
@@ -116,6 +119,8 @@ async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error:
     }
     lifecycle::drain(&shared, &config).await;
     counts.abort();
+    sweep.abort();
+    webhooks.abort();
     Ok(())
 }
 

@@ -18,12 +18,18 @@ use wsengine_hub::{
     Admission, Authorizer, ClientPublish, CodecId, Hub, HubConfig, Identity, Rejection, SlowConsumerPolicy,
 };
 
+use wsengine_hub::pusher::Pusher;
+
 use super::config::{AppConfig, AuthConfig, Config, LimitsConfig, SlowConsumer, UpgradePath};
+use super::pusher::WebhookQueue;
 
 /// Shared by every listener and connection.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub hub: Hub,
+    /// Pusher Channels on `/app/<key>` and its HTTP API on `/apps/<id>/`.
+    pub pusher: Pusher,
+    pusher_codec: CodecId,
     /// The app `/ws` and `/tank` clients belong to (fixed at start: channels are keyed by it).
     pub default_app: Arc<str>,
     pub upgrades: UpgradePath,
@@ -77,22 +83,28 @@ pub(crate) struct Admitted {
 }
 
 impl Shared {
-    /// The hub and the live settings for `config`.
-    pub(crate) fn new(config: &Config) -> Result<Arc<Self>, String> {
+    /// The hub and the live settings for `config`, and the webhooks Pusher will queue.
+    pub(crate) fn new(config: &Config) -> Result<(Arc<Self>, WebhookQueue), String> {
         let default_app: Arc<str> = config.default_app().id.get_ref().as_str().into();
-        let authorizer = ServeAuthorizer::new(&config.auth, Arc::clone(&default_app))?;
-        let hub = Hub::builder()
-            .config(hub_config(config)?)
-            .authorizer(authorizer)
-            .build();
-        Ok(Arc::new(Self {
+        let authorizer = ServeAuthorizer::new(config, Arc::clone(&default_app))?;
+        let (pusher, webhooks) = super::pusher::build(config);
+        let mut builder = Hub::builder().config(hub_config(config)?).authorizer(authorizer);
+        let pusher_codec = builder
+            .add_codec(pusher.codec())
+            .ok_or("the hub has no room for the Pusher codec")?;
+        let hub = builder.build();
+        pusher.attach(&hub);
+        let shared = Arc::new(Self {
             hub,
+            pusher,
+            pusher_codec,
             default_app,
             upgrades: config.upgrades,
             live: RwLock::new(Arc::new(Live::new(config, None))),
             draining: AtomicBool::new(false),
             started: Instant::now(),
-        }))
+        });
+        Ok((shared, webhooks))
     }
 
     /// The live settings now.
@@ -126,20 +138,8 @@ impl Shared {
         let codec = match Route::of(request.path()) {
             Some(Route::Native) => CodecId::NATIVE,
             Some(Route::Tank) => CodecId::TANK,
-            Some(Route::Pusher { key }) => {
-                let known = live.apps.iter().any(|app| *app.key.get_ref() == key);
-                let message = if known {
-                    "the Pusher protocol is not built into this server yet"
-                } else {
-                    "no app has this key"
-                };
-                let status = if known {
-                    StatusCode::NOT_IMPLEMENTED
-                } else {
-                    StatusCode::NOT_FOUND
-                };
-                return Err(Rejection::new(status, message));
-            }
+            // Pusher refuses unknown keys in band (4001), as its clients expect.
+            Some(Route::Pusher { .. }) => self.pusher_codec,
             None => return Err(Rejection::new(StatusCode::NOT_FOUND, "no WebSocket here")),
         };
         if let Some(origins) = &live.origins {
@@ -284,6 +284,7 @@ fn restart_only_changes(next: &Config, running: &Config) -> Vec<&'static str> {
         next.default_app().client_events != running.default_app().client_events,
     );
     check("auth", next.auth != running.auth);
+    check("apps (Pusher's apps are fixed at start)", next.apps != running.apps);
     check("heartbeat", next.heartbeat != running.heartbeat);
     check("slow_consumer", next.slow_consumer != running.slow_consumer);
     check("broker", next.broker != running.broker);
@@ -310,10 +311,18 @@ fn restart_only_changes(next: &Config, running: &Config) -> Vec<&'static str> {
 struct ServeAuthorizer {
     inner: Box<dyn Authorizer>,
     app: Arc<str>,
+    /// Pusher app key -> app id: Pusher clients sign their channels themselves.
+    pusher_apps: std::collections::HashMap<String, Arc<str>>,
 }
 
 impl ServeAuthorizer {
-    fn new(auth: &AuthConfig, app: Arc<str>) -> Result<Self, String> {
+    fn new(config: &Config, app: Arc<str>) -> Result<Self, String> {
+        let auth: &AuthConfig = &config.auth;
+        let pusher_apps = config
+            .apps
+            .iter()
+            .map(|app| (app.key.get_ref().clone(), Arc::from(app.id.get_ref().as_str())))
+            .collect();
         let verifier = match (&auth.jwt_secret, &auth.jwt_public_key_file) {
             (Some(secret), _) => Some(JwtVerifier::hs256(secret.as_bytes())),
             (None, Some(file)) => {
@@ -338,12 +347,20 @@ impl ServeAuthorizer {
                 allow_protected: !auth.deny_protected_channels,
             }),
         };
-        Ok(Self { inner, app })
+        Ok(Self {
+            inner,
+            app,
+            pusher_apps,
+        })
     }
 }
 
 impl Authorizer for ServeAuthorizer {
     fn identify(&self, request: &wsengine_hub::auth::UpgradeRequest<'_>) -> Result<Identity, Rejection> {
+        if let Some(Route::Pusher { key }) = Route::of(request.path()) {
+            let app = self.pusher_apps.get(&key).unwrap_or(&self.app);
+            return Ok(Identity::anonymous().with_app(Arc::clone(app)));
+        }
         self.inner
             .identify(request)
             .map(|identity| identity.with_app(Arc::clone(&self.app)))

@@ -1,0 +1,140 @@
+//! Pusher on `wsengine serve`: a Pusher client on `/app/<key>`, the HTTP API on `/apps/<id>/`
+//! reaching Pusher and native subscribers alike, and webhooks posted to a configured URL.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsengine_hub::pusher::sign::{hmac_hex, md5_hex};
+use wsengine_tokio::WebSocket;
+
+use crate::support::{Server, WAIT, connect, parse_response, recv_text, recv_type, send_json, temp_file};
+
+/// The next Pusher frame named `event` (others skipped; bounded).
+async fn recv_event(ws: &mut WebSocket, event: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        let value: serde_json::Value = serde_json::from_str(&recv_text(ws).await).expect("json");
+        if value["event"] == event {
+            return value;
+        }
+    }
+    panic!("no {event:?} frame");
+}
+
+/// POSTs a signed `body` to the app's HTTP API path: status and body.
+async fn api_post(server: &Server, path: &str, body: &str) -> (u16, String) {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let md5 = md5_hex(body.as_bytes());
+    let query = format!("auth_key=app-key&auth_timestamp={timestamp}&auth_version=1.0&body_md5={md5}");
+    let signature = hmac_hex("app-secret", &format!("POST\n{path}\n{query}"));
+    let request = format!(
+        "POST {path}?{query}&auth_signature={signature} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, body) = parse_response(&String::from_utf8_lossy(&response));
+    (status, body)
+}
+
+#[tokio::test]
+async fn api_publish_reaches_pusher_and_native_subscribers() {
+    let server = Server::start(&[], &[]);
+    let mut pusher = connect(&server.url("/app/app-key?protocol=7&client=js&version=8.4.0")).await;
+    let established = recv_event(&mut pusher, "pusher:connection_established").await;
+    assert!(
+        established["data"].as_str().unwrap().contains("socket_id"),
+        "{established}"
+    );
+    send_json(
+        &mut pusher,
+        json!({"event":"pusher:subscribe","data":{"channel":"news"}}),
+    )
+    .await;
+    recv_event(&mut pusher, "pusher_internal:subscription_succeeded").await;
+    let mut native = connect(&server.url("/ws?user_id=n")).await;
+    send_json(&mut native, json!({"action":"subscribe","channel":"news"})).await;
+    recv_type(&mut native, "subscribed").await;
+
+    let body = json!({"name":"headline","channels":["news"],"data":"{\"text\":\"hello\"}"}).to_string();
+    let (status, answer) = api_post(&server, "/apps/app-id/events", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let event = recv_event(&mut pusher, "headline").await;
+    assert_eq!(event["channel"], "news");
+    let message = recv_type(&mut native, "message").await;
+    assert_eq!(
+        (message["channel"].as_str(), message["event"].as_str()),
+        (Some("news"), Some("headline"))
+    );
+
+    // A bad signature and an unknown app are refused.
+    let (status, _) = api_post(&server, "/apps/other-app/events", &body).await;
+    assert!(status == 404 || status == 401 || status == 400, "{status}");
+    // An unknown key is refused in band, the Pusher way.
+    let mut stranger = connect(&server.url("/app/nobody?protocol=7")).await;
+    let error = recv_event(&mut stranger, "pusher:error").await;
+    assert_eq!(error["data"]["code"], 4001, "{error}");
+}
+
+#[tokio::test]
+async fn webhooks_are_posted_with_the_events_asked_for() {
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = receiver.local_addr().unwrap();
+    let config = temp_file(
+        "webhooks.toml",
+        &format!(
+            "[[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n\
+             [[apps.webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"channel_occupied\"]\n"
+        ),
+    );
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    let mut pusher = connect(&server.url("/app/app-key?protocol=7")).await;
+    recv_event(&mut pusher, "pusher:connection_established").await;
+    send_json(
+        &mut pusher,
+        json!({"event":"pusher:subscribe","data":{"channel":"room"}}),
+    )
+    .await;
+    recv_event(&mut pusher, "pusher_internal:subscription_succeeded").await;
+
+    let (mut tcp, _) = tokio::time::timeout(WAIT, receiver.accept()).await.unwrap().unwrap();
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let text = loop {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "webhook connection closed early");
+        request.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        if let Some((_, body)) = text.split_once("\r\n\r\n") {
+            if body.ends_with('}') {
+                break text;
+            }
+        }
+    };
+    tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-pusher-key: app-key"), "{head}");
+    let signature = lower
+        .lines()
+        .find_map(|line| line.strip_prefix("x-pusher-signature: "))
+        .expect("signature header");
+    assert_eq!(signature, hmac_hex("app-secret", body));
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["events"][0]["name"], "channel_occupied", "{body}");
+    assert_eq!(body["events"][0]["channel"], "room", "{body}");
+}
