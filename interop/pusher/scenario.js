@@ -281,20 +281,38 @@ const scenarios = {
     check(!forged.isValid(), 'forged webhook invalid');
   },
 
-  // laravel-echo over pusher-js.
+  // laravel-echo over pusher-js: public listen, presence here/joining/leaving, whispers.
   async echo() {
     const { default: Echo } = await import('laravel-echo');
     const echo = new Echo({ broadcaster: 'pusher', client: client('5') });
-    const pusher = echo.connector.pusher;
-    await connected(pusher);
+    const echo2 = new Echo({ broadcaster: 'pusher', client: client('6') });
+    await connected(echo.connector.pusher);
+    await connected(echo2.connector.pusher);
     const got = new Promise((resolve) => echo.channel('orders').listen('.shipped', resolve));
-    const here = new Promise((resolve) => echo.join('lobby').here(resolve));
-    const members = await here;
+    const lobby = echo.join('lobby');
+    const members = await new Promise((resolve) => lobby.here(resolve));
     eq(members, [{ name: 'user 5' }], 'echo here()');
+    const joining = new Promise((resolve) => lobby.joining(resolve));
+    const members2 = await new Promise((resolve) => echo2.join('lobby').here(resolve));
+    eq(members2.length, 2, 'second user sees both');
+    eq(await joining, { name: 'user 6' }, 'echo joining()');
+
+    const chat = echo.private('chat');
+    const chat2 = echo2.private('chat');
+    await new Promise((resolve) => chat.subscribed(resolve));
+    await new Promise((resolve) => chat2.subscribed(resolve));
+    const whisper = new Promise((resolve) => chat2.listenForWhisper('typing', resolve));
+    chat.whisper('typing', { name: 'user 5' });
+    eq(await whisper, { name: 'user 5' }, 'echo whisper');
+
     await sleep(100);
     await server.trigger('orders', 'shipped', { id: 42 });
     eq(await got, { id: 42 }, 'echo listen');
+    const leaving = new Promise((resolve) => lobby.leaving(resolve));
+    echo2.leave('lobby');
+    eq(await leaving, { name: 'user 6' }, 'echo leaving()');
     echo.disconnect();
+    echo2.disconnect();
   },
 };
 

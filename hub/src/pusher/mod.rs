@@ -35,10 +35,12 @@ pub mod names;
 mod session;
 pub mod sign;
 mod webhook;
+mod webhook_queue;
 pub mod wire;
 
 pub use codec::PusherCodec;
 pub use webhook::{Webhook, WebhookEvent, WebhookSink};
+pub use webhook_queue::{Attempt, WebhookQueue, WebhookQueueConfig, WebhookQueueStats};
 
 /// One Pusher app: its credentials and what it allows.
 #[derive(Clone, Debug)]
