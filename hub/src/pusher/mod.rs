@@ -29,6 +29,9 @@ use crate::hub::Hub;
 use crate::limits::{Rate, TokenBucket};
 
 mod codec;
+#[cfg(any(test, feature = "__fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod http_query;
 pub mod names;

@@ -109,6 +109,14 @@ impl Shared {
             }
             Some(Ok(_)) => {}
         }
+        self.admit(connection, index)
+    }
+
+    /// Registers a connection of app `index` (its key and protocol already checked).
+    pub(crate) fn admit(&self, connection: ConnectionId, index: usize) -> Opening {
+        let Some(app) = self.config.apps.get(index) else {
+            return refuse(4001, "No such app");
+        };
         let socket_id: Arc<str> = self.socket_id(connection).into();
         let mut state = self.state();
         let count = state.app_connections.entry(index).or_default();
