@@ -33,6 +33,14 @@ function eq(a, b, what) {
   if (x !== y) throw new Error(`${what}: got ${x}, want ${y}`);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Polls `cond` every 20 ms for at most 5 s.
+async function until(cond, what) {
+  for (let i = 0; i < 250; i++) {
+    if (cond()) return;
+    await sleep(20);
+  }
+  throw new Error('never happened: ' + what);
+}
 
 // A pusher-js client whose channel auth is signed here with the server SDK, as an app's auth
 // endpoint would; `user` is the presence member (and the signed-in user).
@@ -121,6 +129,7 @@ const scenarios = {
     const b2 = await connected(client('2'));
     const { data: membersB2 } = await subscribed(b2, 'presence-room');
     eq(membersB2.count, 2, 'second socket of user 2 sees 2 users');
+    await until(() => added.length >= 1, 'member_added for user 2');
     await sleep(200);
     eq(added.map((m) => m.data), [{ id: '2', info: { name: 'user 2' } }], 'member_added once');
     eq(room.members.count, 2, 'count after adds');
@@ -186,6 +195,7 @@ const scenarios = {
     for (let i = 0; i < 15; i++) pa.trigger('client-burst', { i });
     const rate = await err;
     eq(rate.data.data.code, 4301, 'rate limit code ' + JSON.stringify(rate.data));
+    await until(() => burst.length >= 1, 'burst delivered');
     await sleep(300);
     check(burst.length >= 1 && burst.length <= 10, 'burst delivered ' + burst.length);
     eq(echoed.length, 0, 'never echoed');
@@ -299,13 +309,17 @@ const scenarios = {
 
     const chat = echo.private('chat');
     const chat2 = echo2.private('chat');
-    await new Promise((resolve) => chat.subscribed(resolve));
-    await new Promise((resolve) => chat2.subscribed(resolve));
+    // Bound before either can succeed: a callback bound late never fires.
+    const subscribed1 = new Promise((resolve) => chat.subscribed(resolve));
+    const subscribed2 = new Promise((resolve) => chat2.subscribed(resolve));
+    await subscribed1;
+    await subscribed2;
     const whisper = new Promise((resolve) => chat2.listenForWhisper('typing', resolve));
     chat.whisper('typing', { name: 'user 5' });
     eq(await whisper, { name: 'user 5' }, 'echo whisper');
 
-    await sleep(100);
+    const p1 = echo.connector.pusher;
+    await until(() => p1.channel('orders') && p1.channel('orders').subscribed, 'orders subscribed');
     await server.trigger('orders', 'shipped', { id: 42 });
     eq(await got, { id: 42 }, 'echo listen');
     const leaving = new Promise((resolve) => lobby.leaving(resolve));
