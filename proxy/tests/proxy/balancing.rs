@@ -278,3 +278,46 @@ async fn plain_http_is_forwarded_with_forwarding_headers() {
     assert!(lower.contains("cookie: c=1"), "{response}");
     assert!(!lower.contains("x-hop"), "{response}");
 }
+
+#[tokio::test]
+async fn routes_by_host_allowed_paths_and_origin() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[routes]]\npath = \"/ws\"\nupstream = \"a\"\nallowed_paths = [\"/ws\", \"/ws/room\"]\n\
+         allowed_origins = [\"https://*.example.com\"]\n\
+         [[routes]]\npath = \"/ws\"\nhost = \"b.test\"\nupstream = \"b\"\n\
+         [[upstreams]]\nname = \"a\"\nurl = \"{}\"\n[[upstreams]]\nname = \"b\"\nurl = \"{}\"\n",
+        a.url(),
+        b.url()
+    );
+    let (_proxy, addr) = proxy(&text).await;
+    let open = |host: &'static str, path: &'static str, origin: Option<&'static str>| async move {
+        let mut request = wsengine_tokio::ClientRequest::new(format!("ws://{addr}{path}"))
+            .unwrap()
+            .header("host", host)
+            .unwrap();
+        if let Some(origin) = origin {
+            request = request.header("origin", origin).unwrap();
+        }
+        wsengine_tokio::connect_with(&request, &Default::default()).await
+    };
+    let status = |r: Result<_, wsengine_tokio::Error>| match r {
+        Err(wsengine_tokio::Error::Handshake(wsengine_tokio::HandshakeError::UnexpectedStatus(s))) => s.as_u16(),
+        Ok(_) => 101,
+        Err(e) => panic!("{e}"),
+    };
+    let (mut ws, _) = open("a.test", "/ws/room", Some("https://app.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(whoami(&mut ws).await, "a");
+    assert_eq!(
+        status(open("a.test", "/ws/other", Some("https://app.example.com")).await),
+        404
+    );
+    assert_eq!(status(open("a.test", "/ws", Some("https://evil.test")).await), 403);
+    assert_eq!(status(open("a.test", "/ws", None).await), 403);
+    let (mut ws, _) = open("B.test:80", "/ws/anything", None).await.unwrap();
+    assert_eq!(whoami(&mut ws).await, "b");
+}
