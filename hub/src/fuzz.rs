@@ -86,7 +86,8 @@ mod tests {
     #[test]
     fn corpora_replay() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 3] = [
+        type Body = fn(&[u8]);
+        let targets: [(&str, Body); 3] = [
             ("hub_native_decode", super::native_decode),
             ("hub_tank_decode", super::tank_decode),
             ("hub_bookkeeping", super::bookkeeping),

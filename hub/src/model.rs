@@ -65,9 +65,11 @@ fn user(conn: u8) -> Arc<str> {
 
 /// Runs `ops` and checks the invariants; panics on a violation.
 pub fn run(ops: &[Op]) {
-    let mut config = crate::HubConfig::default();
-    config.max_presence_members = 3;
-    config.max_channels_per_connection = 4;
+    let config = crate::HubConfig {
+        max_presence_members: 3,
+        max_channels_per_connection: 4,
+        ..crate::HubConfig::default()
+    };
     let hub = Hub::new(config);
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -85,7 +87,7 @@ pub fn run(ops: &[Op]) {
     for op in ops {
         match *op {
             Op::Connect(c) => {
-                if !live.contains_key(&c) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = live.entry(c) {
                     let id = hub.inner.next_connection_id();
                     let conn = Arc::new(ConnShared::new(
                         id,
@@ -96,7 +98,7 @@ pub fn run(ops: &[Op]) {
                         None,
                     ));
                     hub.inner.register(&conn);
-                    live.insert(c, conn);
+                    slot.insert(conn);
                 }
             }
             Op::Subscribe(c, ch) => {

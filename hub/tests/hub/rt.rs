@@ -108,10 +108,8 @@ impl Rt for Smol {
         GLOBAL.spawn(future).detach();
     }
 
-    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
-        async move {
-            smol::Timer::after(duration).await;
-        }
+    async fn sleep(duration: Duration) {
+        smol::Timer::after(duration).await;
     }
 
     async fn listen() -> (Self::Listener, SocketAddr) {

@@ -580,10 +580,7 @@ async fn read_raw_texts<R: Rt>(mut stream: R::Stream, hub: Hub, healthy: wsengin
     let mut marker_sent = false;
     for _ in 0..100_000 {
         // Parse complete frames.
-        loop {
-            let Some((payload, used)) = parse_frame(&buf) else {
-                break;
-            };
+        while let Some((payload, used)) = parse_frame(&buf) {
             let text = String::from_utf8(payload).unwrap();
             buf.drain(..used);
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
