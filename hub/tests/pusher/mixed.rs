@@ -58,3 +58,51 @@ fn pusher_http_api_reaches_native_subscribers() {
         );
     });
 }
+
+#[test]
+fn tank_subscribers_get_pusher_publishes_too() {
+    let server = start(vec![PusherApp::new(APP_ID, KEY, SECRET).with_namespace(DEFAULT_APP)]);
+    server.rt.block_on(async {
+        let mut tank = Client::connect(server.ws, "/tank?user_id=t").await;
+        tank.send("sub:news").await;
+        for _ in 0..500 {
+            if server.hub.channel_size(&ChannelKey::named("news")) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let body = json!({"name": "up", "channel": "news", "data": "plain"}).to_string();
+        let request = signed("POST", &format!("/apps/{APP_ID}/events"), &[], &body, SECRET, now());
+        assert_eq!(answer(server.pusher.handle(request)).0, 200);
+        assert_eq!(tank.recv_text().await, r#"{"topic":"news","data":"plain"}"#);
+    });
+}
+
+#[test]
+fn pusher_on_the_smol_runtime() {
+    let (addr, hub, _pusher) = crate::support::start_smol(vec![crate::support::test_app()]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut a, sid) = Client::established(addr).await;
+        let data = r#"{"user_id":"s"}"#;
+        let auth = wsengine_hub::pusher::sign::channel_auth(KEY, SECRET, &sid, "presence-smol", Some(data));
+        a.send(
+            &json!({"event": "pusher:subscribe", "data": {"channel": "presence-smol", "auth": auth, "channel_data": data}})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(
+            a.recv_text().await,
+            r#"{"event":"pusher_internal:subscription_succeeded","channel":"presence-smol","data":"{\"presence\":{\"count\":1,\"hash\":{\"s\":null},\"ids\":[\"s\"]}}"}"#
+        );
+        hub.publish(&ChannelKey::new(APP_ID, "presence-smol"), Some("e"), "d");
+        assert_eq!(
+            a.recv_text().await,
+            r#"{"event":"e","channel":"presence-smol","data":"d"}"#
+        );
+        a.nothing_pending().await;
+    });
+}

@@ -73,14 +73,8 @@ pub fn start_with(apps: Vec<PusherApp>, config: HubConfig) -> Server {
             };
             let hub = accept_hub.clone();
             tokio::spawn(async move {
-                // Pusher on /app/<key>, the native protocol elsewhere.
-                let pick = move |request: &wsengine::Request| {
-                    if Pusher::is_websocket_path(request.path()) {
-                        codec
-                    } else {
-                        CodecId::NATIVE
-                    }
-                };
+                // Pusher on /app/<key>, tank on /tank, the native protocol elsewhere.
+                let pick = move |request: &wsengine::Request| pick_codec(request, codec);
                 let _ = hub
                     .accept::<_, TokioTimer>(TokioIo::new(stream), Some(peer), pick)
                     .await;
@@ -104,6 +98,48 @@ pub fn start_with(apps: Vec<PusherApp>, config: HubConfig) -> Server {
         webhooks,
         rt,
     }
+}
+
+pub fn pick_codec(request: &wsengine::Request, pusher: CodecId) -> CodecId {
+    if Pusher::is_websocket_path(request.path()) {
+        pusher
+    } else if request.path().starts_with("/tank") {
+        CodecId::TANK
+    } else {
+        CodecId::NATIVE
+    }
+}
+
+/// The test app's hub and Pusher served by smol on a thread of its own (WebSocket only).
+pub fn start_smol(apps: Vec<PusherApp>) -> (SocketAddr, Hub, Pusher) {
+    let pusher = Pusher::new(PusherConfig::new(apps));
+    let mut builder = Hub::builder();
+    let codec = builder.add_codec(pusher.codec()).unwrap();
+    let hub = builder.build();
+    pusher.attach(&hub);
+    let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = hub.clone();
+    std::thread::spawn(move || {
+        let executor = smol::LocalExecutor::new();
+        smol::block_on(executor.run(async {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    return;
+                };
+                let hub = serving.clone();
+                executor
+                    .spawn(async move {
+                        let pick = move |request: &wsengine::Request| pick_codec(request, codec);
+                        let _ = hub
+                            .accept::<_, wsengine_smol::SmolTimer>(stream, Some(peer), pick)
+                            .await;
+                    })
+                    .detach();
+            }
+        }));
+    });
+    (addr, hub, pusher)
 }
 
 /// One HTTP/1.1 request per connection, answered by the sans-IO handler, then closed.
