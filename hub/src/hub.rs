@@ -600,6 +600,12 @@ impl Hub {
         self.inner.metrics.stats.snapshot()
     }
 
+    /// Whether the hub admits connections (tank's `IsRunning`): true until
+    /// [`shutdown`](Self::shutdown) begins.
+    pub fn is_running(&self) -> bool {
+        !self.is_shutting_down()
+    }
+
     /// Whether [`shutdown`](Self::shutdown) has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)

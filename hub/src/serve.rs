@@ -3,7 +3,7 @@
 //! socket's write buffer is full, then receives (which also writes and runs the heartbeat), and
 //! handles each inbound message at once.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -57,30 +57,51 @@ impl Hub {
     /// [`admit`](Self::admit), and serves it with the protocol `codec` picks from the request
     /// (by path, say); a refused request gets its HTTP answer and comes back as the driver's
     /// handshake error.
-    pub async fn accept<S, T>(
+    pub fn accept<S, T>(
         &self,
         stream: S,
         peer: Option<SocketAddr>,
         codec: impl FnOnce(&wsengine::Request) -> CodecId,
-    ) -> Result<Disconnect, Error>
+    ) -> impl Future<Output = Result<Disconnect, Error>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
         T: Timer,
     {
-        let pending = wsengine_driver::accept_request::<S, T>(stream, self.websocket_config()).await?;
-        let admission = match self.admit(pending.request(), peer) {
-            Ok(admission) => admission,
-            Err(rejection) => return Err(pending.reject(rejection.to_reject()).await),
-        };
-        let codec = codec(pending.request());
-        let ws = pending.accept(wsengine::Accept::new()).await?;
-        Ok(self.serve(ws, admission, codec).await)
+        // The handshake future is boxed by the driver: its large state is gone once it is done.
+        let handshake = wsengine_driver::accept_request::<S, T>(stream, self.websocket_config());
+        async move {
+            let pending = handshake.await?;
+            let admission = match self.admit(pending.request(), peer) {
+                Ok(admission) => admission,
+                Err(rejection) => return Err(pending.reject(rejection.to_reject()).await),
+            };
+            let codec = codec(pending.request());
+            let mut ws = pending.accept(wsengine::Accept::new()).await?;
+            Ok(self.serve_inner(&mut ws, admission, codec).await)
+        }
     }
 
     /// Runs a connection until it ends: spawn the returned future on the runtime. `codec` is
     /// the wire protocol the connection speaks ([`CodecId::NATIVE`], [`CodecId::TANK`] or one
     /// added to the builder).
-    pub async fn serve<S, T>(&self, mut ws: WebSocket<S, T>, admission: Admission, codec: CodecId) -> Disconnect
+    ///
+    /// (Not an `async fn`: those keep a second copy of their arguments in the future, and the
+    /// WebSocket is most of a connection's memory.)
+    pub fn serve<S, T>(
+        &self,
+        ws: WebSocket<S, T>,
+        admission: Admission,
+        codec: CodecId,
+    ) -> impl Future<Output = Disconnect>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: Timer,
+    {
+        let mut ws = ws;
+        async move { self.serve_inner(&mut ws, admission, codec).await }
+    }
+
+    async fn serve_inner<S, T>(&self, ws: &mut WebSocket<S, T>, admission: Admission, codec: CodecId) -> Disconnect
     where
         S: AsyncRead + AsyncWrite + Unpin,
         T: Timer,
@@ -141,11 +162,11 @@ impl Hub {
             codec: codec_impl,
             identity,
             message_bucket: inner.config.message_rate.map(|rate| TokenBucket::new(rate, now)),
-            whisper_bucket: inner.config.whisper_rate.map(|rate| TokenBucket::new(rate, now)),
+            whisper_bucket: None,
             full_since: None,
             timer: None,
         };
-        let step = poll_fn(|cx| session.poll_step(&mut ws, cx)).await;
+        let step = poll_fn(|cx| session.poll_step(ws, cx)).await;
         let (code, reason, cause) = match step {
             Step::Closed(info) => (info.code, info.reason, DisconnectCause::Closed(info.cause)),
             Step::Close(request) => {
@@ -213,7 +234,8 @@ struct Session<'a, T> {
     codec: Arc<dyn Codec>,
     identity: Identity,
     message_bucket: Option<TokenBucket>,
-    whisper_bucket: Option<TokenBucket>,
+    /// Made on the first whisper: most connections never whisper.
+    whisper_bucket: Option<Box<TokenBucket>>,
     /// Since when the socket's write buffer has been full with hub messages waiting.
     full_since: Option<Instant>,
     timer: Option<T>,
@@ -324,6 +346,17 @@ impl<T: Timer> Session<'_, T> {
             channel,
             reference,
         });
+    }
+
+    /// A command the protocol does not allow here: an error frame and a typed event.
+    fn refuse(&self, code: ErrorCode, message: &str, channel: Option<&ChannelKey>, reference: Option<&Reference>) {
+        self.hub.report(
+            ErrorKind::ProtocolError,
+            Some(self.conn),
+            None,
+            format!("{}: {message}", code.as_str()),
+        );
+        self.error(code, message, channel, reference);
     }
 
     fn ack(&self, reference: Option<&Reference>) {
@@ -490,14 +523,14 @@ impl<T: Timer> Session<'_, T> {
 
     fn members(&self, channel: &ChannelKey, reference: Option<&Reference>) {
         if channel.kind() != ChannelKind::Presence {
-            self.error(
+            self.refuse(
                 ErrorCode::NotPresence,
                 "not a presence channel",
                 Some(channel),
                 reference,
             );
         } else if !self.conn.state().channels.contains(channel) {
-            self.error(ErrorCode::NotSubscribed, "not subscribed", Some(channel), reference);
+            self.refuse(ErrorCode::NotSubscribed, "not subscribed", Some(channel), reference);
         } else {
             self.send_members(channel, reference);
         }
@@ -511,7 +544,7 @@ impl<T: Timer> Session<'_, T> {
             ClientPublish::Prefixes(prefixes) => prefixes.iter().any(|p| channel.name().starts_with(p.as_str())),
         };
         if !allowed {
-            self.error(
+            self.refuse(
                 ErrorCode::PublishNotAllowed,
                 "publishing is not allowed here",
                 Some(&channel),
@@ -520,7 +553,7 @@ impl<T: Timer> Session<'_, T> {
             return;
         }
         if !self.conn.state().channels.contains(&channel) {
-            self.error(ErrorCode::NotSubscribed, "not subscribed", Some(&channel), reference);
+            self.refuse(ErrorCode::NotSubscribed, "not subscribed", Some(&channel), reference);
             return;
         }
         let Some(message) = self.filter(ClientMessageKind::Publish, channel, Some(event).flatten(), data) else {
@@ -547,7 +580,7 @@ impl<T: Timer> Session<'_, T> {
     fn whisper(&mut self, channel: ChannelKey, event: String, data: Data, reference: Option<&Reference>) {
         let hub = self.hub;
         if !hub.config.whispers || !channel.kind().is_protected() {
-            self.error(
+            self.refuse(
                 ErrorCode::WhisperNotAllowed,
                 "whispers are allowed on private and presence channels only",
                 Some(&channel),
@@ -556,10 +589,13 @@ impl<T: Timer> Session<'_, T> {
             return;
         }
         if !self.conn.state().channels.contains(&channel) {
-            self.error(ErrorCode::NotSubscribed, "not subscribed", Some(&channel), reference);
+            self.refuse(ErrorCode::NotSubscribed, "not subscribed", Some(&channel), reference);
             return;
         }
-        if let Some(bucket) = &mut self.whisper_bucket {
+        if let Some(rate) = hub.config.whisper_rate {
+            let bucket = self
+                .whisper_bucket
+                .get_or_insert_with(|| Box::new(TokenBucket::new(rate, T::now())));
             if !bucket.try_take(T::now()) {
                 hub.metrics.rate_limited();
                 hub.report(ErrorKind::RateLimited, Some(self.conn), None, "whisper rate".into());
