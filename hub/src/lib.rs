@@ -5,6 +5,33 @@
 //! [`Hub::serve`] with the wire protocol the connection speaks. Publishing
 //! ([`Hub::publish`], [`Hub::broadcast`]) frames a message once per protocol and queues it for
 //! each subscriber: a reference count, a queue push and a wake; it never waits on a subscriber.
+//!
+//! ```no_run
+//! use wsengine_hub::{ChannelKey, CodecId, Hub, HubConfig};
+//! use wsengine_tokio::{TokioIo, TokioTimer};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hub = Hub::new(HubConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+//! let publisher = hub.clone();
+//! tokio::spawn(async move {
+//!     // Frames once, queues for every subscriber of `news`, whatever protocol it speaks.
+//!     publisher.publish(&ChannelKey::named("news"), Some("update"), "hello");
+//! });
+//! loop {
+//!     let (stream, peer) = listener.accept().await?;
+//!     let hub = hub.clone();
+//!     tokio::spawn(async move {
+//!         // Upgrade checks (origin, rates, caps, identity), then the connection's loop.
+//!         let codec = |r: &wsengine::Request| if r.path() == "/tank" { CodecId::TANK } else { CodecId::NATIVE };
+//!         let _ = hub.accept::<_, TokioTimer>(TokioIo::new(stream), Some(peer), codec).await;
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! The wire protocols are described in `docs/protocol.md`; `examples/chat.rs` is a whole chat
+//! server with rooms and presence.
 #![deny(missing_docs)]
 
 pub mod auth;

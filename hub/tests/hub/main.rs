@@ -23,6 +23,7 @@ macro_rules! all_tests {
             native_errors_are_frames_not_closes,
             events_and_stats,
             dead_peer_is_a_disconnect,
+            broker_carries_publications_and_presence,
         );
         crate::hub_tests!($rt: @waffle json_router_and_events, json_socket_ping_and_write_timeout);
     };

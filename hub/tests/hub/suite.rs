@@ -321,7 +321,12 @@ pub async fn auth_rejections_with_statuses<R: Rt>() {
         status_of(&raw_upgrade::<R>(1, addr, "/ws", &[("Authorization", &bad)]).await),
         401
     );
-    let good = token(json!({"sub":"ann","exp":exp(),"channels":["private-team-*"]}));
+    let good = token(json!({
+        "sub":"ann",
+        "exp":exp(),
+        "channels":["private-team-*", "presence-team"],
+        "user_info":{"name":"Ann"}
+    }));
     let auth = format!("Bearer {good}");
     let evil = [("Authorization", auth.as_str()), ("Origin", "https://evil.com")];
     assert_eq!(status_of(&raw_upgrade::<R>(1, addr, "/ws", &evil).await), 403);
@@ -338,6 +343,10 @@ pub async fn auth_rejections_with_statuses<R: Rt>() {
     );
     subscribe(&mut ann, "public").await;
     assert_eq!(hub.user_connections("ann").len(), 1);
+    // Member info from the token's user_info claim.
+    subscribe(&mut ann, "presence-team").await;
+    let list = ann.recv_type("presence").await;
+    assert_eq!(list["members"], json!([{"user_id":"ann","user_info":{"name":"Ann"}}]));
     // The token may also come as a query parameter.
     let mut ann2 = Client::<R>::connect(addr, &format!("/ws?token={good}")).await;
     subscribe(&mut ann2, "public").await;
@@ -769,4 +778,59 @@ pub async fn dead_peer_is_a_disconnect<R: Rt>() {
     })
     .await;
     assert_eq!(cause, DisconnectCause::Closed(CloseCause::PongTimeout));
+}
+
+#[derive(Clone, Default)]
+struct RecordingBroker(Arc<Mutex<Vec<String>>>);
+
+impl wsengine_hub::Broker for RecordingBroker {
+    fn publish(&self, publication: &Publication) {
+        self.0.lock().unwrap().push(format!(
+            "publish {} {}",
+            publication.channel,
+            publication.data.to_text()
+        ));
+    }
+
+    fn presence(&self, change: &wsengine_hub::broker::PresenceChange) {
+        let line = match change {
+            wsengine_hub::broker::PresenceChange::Joined { channel, member } => {
+                format!("join {channel} {}", member.user_id)
+            }
+            wsengine_hub::broker::PresenceChange::Left { channel, user_id } => format!("leave {channel} {user_id}"),
+            _ => "other".into(),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+pub async fn broker_carries_publications_and_presence<R: Rt>() {
+    let broker = RecordingBroker::default();
+    let hub = Hub::builder().config(config()).broker(broker.clone()).build();
+    let addr = serve::<R>(&hub).await;
+    let mut client = Client::<R>::connect(addr, "/ws?user_id=kim").await;
+    subscribe(&mut client, "presence-x").await;
+    client.recv_type("presence").await;
+    hub.publish(&key("presence-x"), None, "local");
+    assert_eq!(client.recv_json().await["data"], "local");
+    // From another node: delivered here, not sent back to the broker.
+    let remote = Publication {
+        channel: key("presence-x"),
+        event: Some("e".into()),
+        data: Data::text("remote"),
+        from: None,
+    };
+    assert_eq!(hub.deliver_remote(&remote).queued, 1);
+    assert_eq!(client.recv_json().await["data"], "remote");
+    client.ws.close(CloseCode::NORMAL, "").await.unwrap();
+    eventually::<R>(10, "left", || hub.connection_count() == 0).await;
+    let seen = broker.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "join presence-x kim",
+            "publish presence-x local",
+            "leave presence-x kim"
+        ]
+    );
 }
