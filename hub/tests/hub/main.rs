@@ -24,6 +24,7 @@ macro_rules! all_tests {
             events_and_stats,
             dead_peer_is_a_disconnect,
             broker_carries_publications_and_presence,
+            write_timeout_closes_a_stuck_consumer,
         );
         crate::hub_tests!($rt: @waffle json_router_and_events, json_socket_ping_and_write_timeout);
     };

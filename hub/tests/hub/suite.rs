@@ -834,3 +834,28 @@ pub async fn broker_carries_publications_and_presence<R: Rt>() {
         ]
     );
 }
+
+pub async fn write_timeout_closes_a_stuck_consumer<R: Rt>() {
+    let mut config = config();
+    config.slow_consumer = SlowConsumerPolicy::DropNewest;
+    config.max_queued_messages = 16;
+    config.write_buffer_limit = 4096;
+    config.write_timeout = Some(Duration::from_millis(300));
+    let hub = Hub::new(config);
+    let mut events = hub.events();
+    let addr = serve::<R>(&hub).await;
+    let (mut healthy, id) = healthy_client::<R>(addr, &hub).await;
+    let _stalled = stalled_client::<R>(addr, &hub, "feed").await;
+    let (_, ()) = futures_util::future::join(flood::<R>(&hub, id), read_all(&mut healthy)).await;
+    eventually::<R>(20, "stuck consumer closed", || hub.channel_size(&key("feed")) == 1).await;
+    let cause = within::<R, _>(10, "disconnect event", async {
+        loop {
+            if let Some(HubEvent::Disconnected { cause, code, .. }) = events.next().await {
+                return (cause, code);
+            }
+        }
+    })
+    .await;
+    assert_eq!(cause, (DisconnectCause::WriteTimeout, CloseCode::POLICY_VIOLATION));
+    assert_eq!(hub.connection_count(), 1);
+}
