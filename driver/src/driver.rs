@@ -66,12 +66,33 @@ pub(crate) enum Role {
     Driver,
 }
 
-/// What the connection knows about its peer (boxed: most servers ask once, right after
-/// accepting, and many take the request away).
+/// Events read while nobody was receiving, boxed: most connections never have any, and every
+/// connection would carry an inline queue's size.
 #[derive(Debug, Default)]
-pub(crate) struct Peer {
-    pub(crate) addr: Option<SocketAddr>,
-    pub(crate) request: Option<Box<Request>>,
+#[allow(clippy::box_collection)] // the point: 8 bytes inline instead of 32
+pub(crate) struct Backlog(Option<Box<VecDeque<Event>>>);
+
+impl Backlog {
+    fn push_back(&mut self, event: Event) {
+        self.0.get_or_insert_with(Box::default).push_back(event);
+    }
+
+    fn pop_front(&mut self) -> Option<Event> {
+        let queue = self.0.as_mut()?;
+        let event = queue.pop_front();
+        if queue.is_empty() {
+            self.0 = None;
+        }
+        event
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// One connection: the core, the stream, the outbound queue and the timer.
@@ -86,7 +107,7 @@ pub(crate) struct Driver<S, T> {
     out: WriteQueue,
     /// Events read while nobody was receiving (a writer drove the connection); the receiving
     /// side gets them first. At most one read's worth: nothing more is read while it holds any.
-    backlog: VecDeque<Event>,
+    backlog: Backlog,
     /// The receiving side is gone: events are dropped instead of kept.
     receiver_gone: bool,
     /// The read side reached end of stream (or failed).
@@ -98,7 +119,10 @@ pub(crate) struct Driver<S, T> {
     finish_deadline: Option<Instant>,
     /// The last close, for `close_info()`.
     close_info: Option<Box<CloseInfo>>,
-    pub(crate) peer: Option<Box<Peer>>,
+    /// The peer's address, when the runtime crate knew it.
+    pub(crate) peer_addr: Option<SocketAddr>,
+    /// The upgrade request, when the server kept it.
+    pub(crate) request: Option<Box<Request>>,
     pub(crate) write_limit: usize,
 }
 
@@ -114,14 +138,15 @@ where
             timer: None,
             armed: None,
             out: WriteQueue::default(),
-            backlog: VecDeque::new(),
+            backlog: Backlog::default(),
             receiver_gone: false,
             eof: false,
             write_blocked: false,
             end: End::Running,
             close_info: None,
             finish_deadline: None,
-            peer: None,
+            peer_addr: None,
+            request: None,
             write_limit: crate::DEFAULT_WRITE_BUFFER_LIMIT,
         }
     }
@@ -132,9 +157,6 @@ where
     /// finished the way the core asked), then [`Error::AlreadyClosed`].
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
         if let Some(event) = self.backlog.pop_front() {
-            if self.backlog.is_empty() {
-                self.backlog = VecDeque::new();
-            }
             return Poll::Ready(Ok(event));
         }
         if self.already_reported() {
@@ -501,7 +523,7 @@ impl<S, T> Driver<S, T> {
     /// The receiving side is gone: keep nothing for it.
     pub(crate) fn drop_receiver(&mut self) {
         self.receiver_gone = true;
-        self.backlog = VecDeque::new();
+        self.backlog.clear();
     }
 
     pub(crate) fn close_info(&self) -> Option<&CloseInfo> {

@@ -25,7 +25,11 @@ where
     T: Timer,
 {
     let request = accept_request(stream, config);
-    Box::pin(async move { request.await?.accept(Accept::new()).await })
+    Box::pin(async move {
+        let mut pending = request.await?;
+        pending.keep_request(false);
+        pending.accept(Accept::new()).await
+    })
 }
 
 /// Server: reads the upgrade request and lets `decide` accept it (choosing a subprotocol,
@@ -42,7 +46,8 @@ where
 {
     let request = accept_request(stream, config);
     Box::pin(async move {
-        let pending = request.await?;
+        let mut pending = request.await?;
+        pending.keep_request(false);
         match decide(pending.request()) {
             Ok(accept) => pending.accept(accept).await,
             Err(reject) => Err(pending.reject(reject).await),
@@ -67,7 +72,11 @@ where
     Box::pin(async move {
         loop {
             if let Event::Request(request) = poll_fn(|cx| driver.poll_event(cx)).await? {
-                return Ok(PendingUpgrade { driver, request });
+                return Ok(PendingUpgrade {
+                    driver,
+                    request,
+                    keep_request: true,
+                });
             }
         }
     })
@@ -78,6 +87,8 @@ where
 pub struct PendingUpgrade<S, T> {
     driver: Box<Driver<S, T>>,
     request: Box<Request>,
+    /// Whether the accepted WebSocket keeps the request.
+    keep_request: bool,
 }
 
 impl<S, T> PendingUpgrade<S, T>
@@ -92,16 +103,25 @@ where
 
     /// The peer's socket address, when known (see [`WebSocket::peer_addr`]).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.driver.peer.as_ref().and_then(|peer| peer.addr)
+        self.driver.peer_addr
+    }
+
+    /// Whether the accepted [`WebSocket`] keeps the request for [`WebSocket::request`] (the
+    /// default). A browser's request costs about 1 KiB per connection for as long as it lives;
+    /// a server that has read what it needs from the request here can turn this off.
+    /// (`accept` and `accept_with` of the runtime crates do: their application sees the
+    /// request before the upgrade or not at all.)
+    pub fn keep_request(&mut self, keep: bool) {
+        self.keep_request = keep;
     }
 
     /// Records the peer's socket address; the [`WebSocket`] keeps it.
     pub fn set_peer_addr(&mut self, addr: SocketAddr) {
-        self.driver.peer.get_or_insert_with(Box::default).addr = Some(addr);
+        self.driver.peer_addr = Some(addr);
     }
 
     /// Sends the `101` response and returns the open connection, which keeps the request
-    /// ([`WebSocket::request`]).
+    /// ([`WebSocket::request`]) unless told otherwise ([`keep_request`](Self::keep_request)).
     ///
     /// The opening-handshake timeout covers the application's decision: once it has passed,
     /// the client gets `408 Request Timeout` instead and this returns
@@ -116,8 +136,14 @@ where
             this.driver.conn.accept(T::now(), accept)?;
             poll_fn(|cx| this.driver.poll_flush(cx)).await?;
             tracing::debug!(path = this.request.path(), protocol = ?this.driver.conn.protocol(), "websocket accepted");
-            let PendingUpgrade { mut driver, request } = this;
-            driver.peer.get_or_insert_with(Box::default).request = Some(request);
+            let PendingUpgrade {
+                mut driver,
+                request,
+                keep_request,
+            } = this;
+            if keep_request {
+                driver.request = Some(request);
+            }
             Ok(WebSocket::from_driver(*driver))
         })
         .await

@@ -92,7 +92,7 @@ pub(crate) fn split<S, T>(driver: Driver<S, T>) -> (Reader<S, T>, Writer<S, T>) 
     let wakers = Arc::new(Wakers::default());
     let shared = Arc::new(Shared {
         write_limit: driver.write_limit,
-        peer_addr: driver.peer.as_ref().and_then(|peer| peer.addr),
+        peer_addr: driver.peer_addr,
         buffered: AtomicUsize::new(driver.buffered_amount()),
         driver: Mutex::new(driver),
         waker: Waker::from(Arc::clone(&wakers)),

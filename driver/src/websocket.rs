@@ -77,23 +77,23 @@ where
     /// The peer's socket address, when the runtime crate's `accept` knew it (TCP, and TLS over
     /// TCP) or it was set with [`set_peer_addr`](Self::set_peer_addr).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.driver.peer.as_ref().and_then(|peer| peer.addr)
+        self.driver.peer_addr
     }
 
     /// Records the peer's address (for streams whose address the runtime crate cannot see).
     pub fn set_peer_addr(&mut self, addr: SocketAddr) {
-        self.driver.peer.get_or_insert_with(Box::default).addr = Some(addr);
+        self.driver.peer_addr = Some(addr);
     }
 
     /// Server: the upgrade request this connection was accepted from (path, query, headers,
     /// cookies, origin), kept until [`take_request`](Self::take_request) takes it.
     pub fn request(&self) -> Option<&Request> {
-        self.driver.peer.as_ref().and_then(|peer| peer.request.as_deref())
+        self.driver.request.as_deref()
     }
 
     /// Server: takes the upgrade request away, so an open connection stops holding its headers.
     pub fn take_request(&mut self) -> Option<Request> {
-        self.driver.peer.as_mut().and_then(|peer| peer.request.take()).map(|request| *request)
+        self.driver.request.take().map(|request| *request)
     }
 
     /// Bytes queued for the peer and not yet written.

@@ -99,7 +99,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let pending = accept_request(stream, config);
-    Box::pin(async move { pending.await?.accept(Accept::new()).await })
+    Box::pin(async move {
+        let mut pending = pending.await?;
+        pending.keep_request(false);
+        pending.accept(Accept::new()).await
+    })
 }
 
 /// Server: reads the upgrade request and lets `decide` accept (subprotocol, headers) or reject
@@ -115,7 +119,8 @@ where
 {
     let pending = accept_request(stream, config);
     Box::pin(async move {
-        let pending = pending.await?;
+        let mut pending = pending.await?;
+        pending.keep_request(false);
         match decide(pending.request()) {
             Ok(accept) => pending.accept(accept).await,
             Err(reject) => Err(pending.reject(reject).await),
