@@ -485,11 +485,11 @@ pub async fn graceful_shutdown_going_away<H: Harness>() {
     let server_side = async {
         // The writer closes while the reader keeps receiving: the message the client sent
         // before the close still reaches it, then the clean end.
-        let (info, (message, end)) = futures_util::future::join(
-            writer.close(CloseCode::GOING_AWAY, "restarting"),
-            async { (reader.recv().await, reader.recv().await) },
-        )
-        .await;
+        let (info, (message, end)) =
+            futures_util::future::join(writer.close(CloseCode::GOING_AWAY, "restarting"), async {
+                (reader.recv().await, reader.recv().await)
+            })
+            .await;
         let info = info.unwrap();
         assert!(info.clean, "{info:?}");
         assert_eq!(message.unwrap(), Message::from("in flight"));

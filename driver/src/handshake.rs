@@ -2,8 +2,8 @@
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::task::Poll;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use wsengine::{Accept, ClientRequest, Config, Connection, Event, HandshakeError, Reject, Request, Response};

@@ -29,10 +29,10 @@ pub mod conformance;
 pub use client::ConnectOptions;
 #[cfg(feature = "rustls")]
 pub use client::tls;
+pub use driver::Incoming;
 pub use error::{Error, TrySendError};
 pub use handshake::{PendingUpgrade, accept, accept_request, accept_with, client};
 pub use split::{Reader, Writer};
-pub use driver::Incoming;
 pub use websocket::WebSocket;
 pub use {futures_io, wsengine};
 

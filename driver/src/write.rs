@@ -100,7 +100,10 @@ impl WriteQueue {
         loop {
             if !self.control.is_empty() && !self.mid_frame && self.written == 0 {
                 let bytes = self.control.split().freeze();
-                self.chunks.push_front(Chunk { bytes, ends_frame: true });
+                self.chunks.push_front(Chunk {
+                    bytes,
+                    ends_frame: true,
+                });
                 self.control = BytesMut::new();
             }
             if self.chunks.is_empty() {
@@ -302,7 +305,10 @@ mod tests {
         let mut queue = WriteQueue::default();
         queue.push(&big1);
         queue.push(&big2);
-        let mut sink = Budget { out: Vec::new(), budget: 10 };
+        let mut sink = Budget {
+            out: Vec::new(),
+            budget: 10,
+        };
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         // Ten bytes of the first frame leave; then the ping and the close are queued.
@@ -340,7 +346,10 @@ mod tests {
                 queue.push(&conn.poll_transmit().unwrap());
             }
         }
-        let mut sink = Budget { out: Vec::new(), budget: usize::MAX };
+        let mut sink = Budget {
+            out: Vec::new(),
+            budget: usize::MAX,
+        };
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert!(matches!(queue.poll_write(&mut sink, &mut cx), Poll::Ready(Ok(()))));

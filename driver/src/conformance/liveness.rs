@@ -88,7 +88,10 @@ pub async fn parked_writers_wake_when_the_connection_ends<H: Harness>() {
         // What matters is that both resolved (the join finished): a send that found room in
         // the last moment is fine, one that waited must hear of the end.
         assert!(matches!(send, Ok(()) | Err(Error::AlreadyClosed)), "{send:?}");
-        assert!(flush.is_ok() || matches!(flush, Err(Error::AlreadyClosed | Error::Io(_))), "{flush:?}");
+        assert!(
+            flush.is_ok() || matches!(flush, Err(Error::AlreadyClosed | Error::Io(_))),
+            "{flush:?}"
+        );
         assert_eq!(info.cause, CloseCause::CloseTimeout, "{info:?}");
         assert_eq!(writer.closed().await, info);
         assert!(!writer.is_open());
@@ -217,10 +220,8 @@ pub async fn handshake_timeout_covers_the_decision<H: Harness>() {
         H::sleep(Duration::from_secs(30)).await;
         Ok(Accept::new())
     };
-    let (response, error) = raw_exchange_with::<H, _, _>(upgrade_request("/", "13"), config, |pending| {
-        pending.decide(slow)
-    })
-    .await;
+    let (response, error) =
+        raw_exchange_with::<H, _, _>(upgrade_request("/", "13"), config, |pending| pending.decide(slow)).await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(matches!(error, Error::Handshake(HandshakeError::Timeout)), "{error:?}");
 
@@ -267,12 +268,17 @@ pub async fn peer_address_after_accept<H: Harness>() {
     let (listener, port) = H::listen().await;
     let server = async {
         let stream = H::accept(&listener).await;
-        let mut pending = crate::accept_request::<_, H::Timer>(stream, quick_config()).await.unwrap();
+        let mut pending = crate::accept_request::<_, H::Timer>(stream, quick_config())
+            .await
+            .unwrap();
         let addr = "127.0.0.9:4321".parse().unwrap();
         pending.set_peer_addr(addr);
         let mut ws = pending.accept(Accept::new()).await.unwrap();
         assert_eq!(ws.peer_addr(), Some(addr));
-        assert_eq!(ws.request().map(|request| request.path().to_owned()).as_deref(), Some("/"));
+        assert_eq!(
+            ws.request().map(|request| request.path().to_owned()).as_deref(),
+            Some("/")
+        );
         let request = ws.take_request().unwrap();
         assert_eq!(request.path(), "/");
         assert!(ws.request().is_none());
