@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -135,6 +135,10 @@ pub enum ErrorKind {
 type Callback = Arc<dyn Fn(&HubEvent) + Send + Sync>;
 
 /// Fan-out of events to callbacks and streams.
+///
+/// Events are queued where they happen (often under the hub's locks, which fixes their order)
+/// and handed out by [`flush`](Self::flush) once those locks are released, so a callback may
+/// call back into the hub, about the same connection too, without deadlocking.
 #[derive(Default)]
 pub(crate) struct Events {
     callbacks: RwLock<Vec<Callback>>,
@@ -142,6 +146,10 @@ pub(crate) struct Events {
     /// Quick check so an event nobody listens to costs nothing.
     active: AtomicBool,
     capacity: usize,
+    pending: Mutex<VecDeque<HubEvent>>,
+    pending_len: AtomicUsize,
+    /// Someone is handing out events; whoever queues one meanwhile leaves it to them.
+    flushing: AtomicBool,
 }
 
 impl std::fmt::Debug for Events {
@@ -180,14 +188,43 @@ impl Events {
         EventStream { shared }
     }
 
-    /// Emits the event `make` builds, if anyone listens.
+    /// Queues the event `make` builds, if anyone listens; [`flush`](Self::flush) hands it out.
     pub(crate) fn emit_with(&self, make: impl FnOnce() -> HubEvent) {
         if self.is_active() {
-            self.emit(make());
+            let event = make();
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(event);
+            self.pending_len.fetch_add(1, Ordering::AcqRel);
         }
     }
 
-    pub(crate) fn emit(&self, event: HubEvent) {
+    /// Hands queued events to the callbacks and streams, in order. Call with no hub lock held.
+    pub(crate) fn flush(&self) {
+        // Bounded: each pass either hands out events or returns.
+        while self.pending_len.load(Ordering::Acquire) > 0 {
+            if self.flushing.swap(true, Ordering::AcqRel) {
+                // Another thread, or an outer call on this one (a callback that called the
+                // hub), is handing out events and will see ours.
+                return;
+            }
+            loop {
+                let next = {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let next = pending.pop_front();
+                    if next.is_some() {
+                        self.pending_len.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    next
+                };
+                match next {
+                    Some(event) => self.dispatch(event),
+                    None => break,
+                }
+            }
+            self.flushing.store(false, Ordering::Release);
+        }
+    }
+
+    fn dispatch(&self, event: HubEvent) {
         let callbacks = self.callbacks.read().unwrap_or_else(|e| e.into_inner()).clone();
         for callback in &callbacks {
             callback(&event);
@@ -204,6 +241,7 @@ impl Events {
 
     /// Ends every stream (the hub is gone or shut down).
     pub(crate) fn close_streams(&self) {
+        self.flush();
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         for stream in streams.iter().filter_map(Weak::upgrade) {
             let mut inner = stream.lock();

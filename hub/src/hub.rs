@@ -413,19 +413,24 @@ impl Hub {
     pub fn publish_with(&self, publication: Publication, except: &Except) -> Delivery {
         let delivery = self.inner.publish_local(&publication, except.skip());
         self.inner.broker.publish(&publication);
+        self.inner.events.flush();
         delivery
     }
 
     /// Delivers a publication that came from another node (no broker call).
     pub fn deliver_remote(&self, publication: &Publication) -> Delivery {
-        self.inner.publish_local(publication, Skip::default())
+        let delivery = self.inner.publish_local(publication, Skip::default());
+        self.inner.events.flush();
+        delivery
     }
 
     /// Sends the same message to every connection, whatever its protocol (tank's
     /// `BroadcastMessage`, waffle's `BroadcastText`/`BroadcastBinary`).
     pub fn broadcast(&self, message: impl Into<Message>, except: &Except) -> Delivery {
         let mut frames = Frames::Raw(self.inner.prepare(message.into()));
-        self.inner.deliver_all(&mut frames, except.skip())
+        let delivery = self.inner.deliver_all(&mut frames, except.skip());
+        self.inner.events.flush();
+        delivery
     }
 
     /// Sends the same message to a channel's subscribers, whatever their protocol (waffle's
@@ -435,8 +440,9 @@ impl Hub {
             return Delivery::default();
         };
         let mut frames = Frames::Raw(self.inner.prepare(message.into()));
-        let inner = ch.read();
-        self.inner.deliver(inner.subs.iter(), &mut frames, except.skip())
+        let delivery = self.inner.deliver(ch.read().subs.iter(), &mut frames, except.skip());
+        self.inner.events.flush();
+        delivery
     }
 
     /// Sends a message to one connection; false when it is gone or its queue refused it.
@@ -445,17 +451,18 @@ impl Hub {
             return false;
         };
         let mut frames = Frames::Raw(self.inner.prepare(message.into()));
-        self.inner
-            .deliver(std::iter::once(&conn), &mut frames, Skip::default())
-            .queued
-            > 0
+        let delivery = self.inner.deliver(std::iter::once(&conn), &mut frames, Skip::default());
+        self.inner.events.flush();
+        delivery.queued > 0
     }
 
     /// Sends a message to every connection of a user; returns how many took it.
     pub fn send_to_user(&self, user_id: &str, message: impl Into<Message>) -> usize {
         let conns = self.inner.user_connections(user_id);
         let mut frames = Frames::Raw(self.inner.prepare(message.into()));
-        self.inner.deliver(conns.iter(), &mut frames, Skip::default()).queued
+        let delivery = self.inner.deliver(conns.iter(), &mut frames, Skip::default());
+        self.inner.events.flush();
+        delivery.queued
     }
 
     // ----- Channels -----
@@ -653,5 +660,6 @@ impl HubInner {
                 message,
             })
         });
+        self.events.flush();
     }
 }

@@ -166,21 +166,28 @@ impl HubInner {
                 entry.connections += 1;
                 joined = entry.connections == 1;
             }
+            let mut member = None;
             if joined {
-                let member = Member {
+                let joiner = Member {
                     user_id: Arc::clone(&conn.user),
                     info,
                 };
                 let mut frames = Frames::encoded(Output::PresenceJoin {
                     channel: key,
-                    member: &member,
+                    member: &joiner,
                 });
                 let skip = Skip {
                     connection: Some(conn.id),
                     ..Skip::default()
                 };
                 self.deliver(inner.subs.iter(), &mut frames, skip);
-                drop(inner);
+                member = Some(joiner);
+            }
+            drop(inner);
+            state.channels.push(key.clone());
+            // Announced under the connection's lock, so its joins and leaves keep their order;
+            // the events are handed to callbacks once no lock is held.
+            if let Some(member) = member {
                 self.broker.presence(&crate::broker::PresenceChange::Joined {
                     channel: key.clone(),
                     member,
@@ -189,16 +196,14 @@ impl HubInner {
                     channel: key.clone(),
                     user_id: Arc::clone(&conn.user),
                 });
-            } else {
-                drop(inner);
             }
-            state.channels.push(key.clone());
-            drop(state);
             self.events.emit_with(|| HubEvent::Subscribed {
                 connection: conn.id,
                 user_id: Arc::clone(&conn.user),
                 channel: key.clone(),
             });
+            drop(state);
+            self.events.flush();
             return Ok(Subscribed { new: true, joined });
         }
         Err(SubscribeError::Gone)
@@ -211,18 +216,43 @@ impl HubInner {
             return false;
         };
         state.channels.swap_remove(position);
-        self.leave_channel(conn, key);
+        let left = self.leave_channel(conn, key);
+        // Queued under the connection's lock, so its events keep their order; handed out
+        // once no lock is held.
+        self.announce_leave(conn, key, left);
         drop(state);
+        self.events.flush();
         true
     }
 
-    /// Takes `conn` out of the channel's lists (its state no longer lists the channel).
-    fn leave_channel(&self, conn: &Arc<ConnShared>, key: &ChannelKey) {
+    /// Tells the broker and the program that `conn` left `key` (and, when `left`, that its
+    /// user left the presence channel).
+    fn announce_leave(&self, conn: &Arc<ConnShared>, key: &ChannelKey, left: bool) {
+        if left {
+            self.broker.presence(&crate::broker::PresenceChange::Left {
+                channel: key.clone(),
+                user_id: Arc::clone(&conn.user),
+            });
+            self.events.emit_with(|| HubEvent::PresenceLeft {
+                channel: key.clone(),
+                user_id: Arc::clone(&conn.user),
+            });
+        }
+        self.events.emit_with(|| HubEvent::Unsubscribed {
+            connection: conn.id,
+            user_id: Arc::clone(&conn.user),
+            channel: key.clone(),
+        });
+    }
+
+    /// Takes `conn` out of the channel's lists (its state no longer lists the channel);
+    /// returns whether its user left the presence channel.
+    fn leave_channel(&self, conn: &Arc<ConnShared>, key: &ChannelKey) -> bool {
+        let mut left = false;
         if let Some(channel) = self.channel(key) {
             let mut inner = channel.write();
             if inner.remove(conn.id) {
                 self.metrics.unsubscribed(key);
-                let mut left = false;
                 if let Some(entry) = inner.presence.get_mut(&conn.user) {
                     entry.connections = entry.connections.saturating_sub(1);
                     if entry.connections == 0 {
@@ -239,26 +269,12 @@ impl HubInner {
                 }
                 let empty = inner.subs.is_empty();
                 drop(inner);
-                if left {
-                    self.broker.presence(&crate::broker::PresenceChange::Left {
-                        channel: key.clone(),
-                        user_id: Arc::clone(&conn.user),
-                    });
-                    self.events.emit_with(|| HubEvent::PresenceLeft {
-                        channel: key.clone(),
-                        user_id: Arc::clone(&conn.user),
-                    });
-                }
                 if empty {
                     self.remove_if_empty(key);
                 }
             }
         }
-        self.events.emit_with(|| HubEvent::Unsubscribed {
-            connection: conn.id,
-            user_id: Arc::clone(&conn.user),
-            channel: key.clone(),
-        });
+        left
     }
 
     /// Drops a channel nobody is subscribed to.
@@ -311,7 +327,8 @@ impl HubInner {
         let channels = std::mem::take(&mut state.channels);
         drop(state);
         for key in &channels {
-            self.leave_channel(conn, key);
+            let left = self.leave_channel(conn, key);
+            self.announce_leave(conn, key, left);
         }
         self.conns.write(&conn.id).remove(&conn.id);
         let mut users = self.users.write(&*conn.user);
@@ -323,6 +340,7 @@ impl HubInner {
         }
         drop(users);
         self.metrics.connection_closed();
+        self.events.flush();
         true
     }
 

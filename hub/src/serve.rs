@@ -132,6 +132,7 @@ impl Hub {
             user_id: Arc::clone(&conn.user),
             remote: client,
         });
+        inner.events.flush();
         ws.set_write_buffer_limit(inner.config.write_buffer_limit);
         // A protocol's greeting (or in-band refusal) goes out before anything else.
         let opening = codec_impl.open(id, &identity, ws.request());
@@ -218,6 +219,7 @@ impl Hub {
             reason: reason.clone(),
             cause: cause.clone(),
         });
+        inner.events.flush();
         Disconnect {
             connection: id,
             code,
@@ -253,7 +255,10 @@ impl<T: Timer> Session<'_, T> {
             let was_full = self.full_since.is_some();
             match ws.poll_recv(cx) {
                 Poll::Ready(Ok(message)) => {
-                    if let Some(step) = self.handle(message) {
+                    let step = self.handle(message);
+                    // Slow-consumer events of this message's deliveries.
+                    self.hub.events.flush();
+                    if let Some(step) = step {
                         return Poll::Ready(step);
                     }
                 }

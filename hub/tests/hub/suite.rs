@@ -726,10 +726,19 @@ pub async fn events_and_stats<R: Rt>() {
     let hub = Hub::new(config());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
+    let reentrant = hub.clone();
     hub.on_event(move |event| {
         let name = match event {
             HubEvent::Connected { .. } => "connect",
-            HubEvent::Subscribed { .. } => "subscribe",
+            HubEvent::Subscribed {
+                connection, channel, ..
+            } => {
+                // Callbacks may ask the hub about the very connection (no lock is held).
+                let channels = reentrant.connection(*connection).map(|c| c.channels());
+                assert_eq!(channels, Some(vec![channel.clone()]));
+                assert_eq!(reentrant.channel_size(channel), 1);
+                "subscribe"
+            }
             HubEvent::Unsubscribed { .. } => "unsubscribe",
             HubEvent::Disconnected { .. } => "disconnect",
             _ => return,
