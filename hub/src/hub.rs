@@ -394,6 +394,17 @@ impl Hub {
         })
     }
 
+    /// [`admit`](Self::admit) for a request an HTTP server (hyper, axum) is about to upgrade.
+    pub fn admit_http<B>(&self, request: &http::Request<B>, peer: Option<SocketAddr>) -> Result<Admission, Rejection> {
+        let request = wsengine::Request::from_http(request).map_err(|error| {
+            Rejection::new(
+                error.status().unwrap_or(http::StatusCode::BAD_REQUEST),
+                error.to_string(),
+            )
+        })?;
+        self.admit(&request, peer)
+    }
+
     // ----- Publishing -----
 
     /// Publishes to a channel's subscribers, each in its protocol, and to other nodes.

@@ -1,6 +1,7 @@
 //! The hub over real sockets, on tokio and on smol: the same bodies on both.
 #![allow(unreachable_pub)] // test modules share items with `pub`
 
+mod admit;
 mod python;
 mod rt;
 mod suite;
