@@ -1,7 +1,8 @@
 //! Listeners and the first request of each connection. A WebSocket upgrade to one of the hub's
-//! paths goes straight to the engine's accept on the socket (no HTTP server in between for the
-//! life of the connection); everything else, later requests on a kept-alive connection
-//! included, goes to hyper.
+//! paths is accepted right on the socket (no HTTP server in between for the life of the
+//! connection): native and tank from the head already read (see handshake.rs), Pusher through
+//! the driver's accept, whose WebSocket keeps the request Pusher's greeting reads. Everything
+//! else, later requests on a kept-alive connection included, goes to hyper.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,8 +21,8 @@ use tracing::Instrument;
 use wsengine_tokio::{TokioIo, TokioTimer};
 
 use super::config::UpgradePath;
-use super::http;
 use super::state::{Admitted, Route, Shared};
+use super::{handshake, http};
 
 /// The longest request head read before deciding where a connection goes (the engine's
 /// handshake limit).
@@ -87,27 +88,48 @@ where
     let mut head = BytesMut::with_capacity(1024);
     let sniffed = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut head)).await;
     let direct = match sniffed {
-        Ok(Ok(direct)) => direct && shared.upgrades == UpgradePath::Direct,
+        // Pusher always goes direct: its greeting needs the request (the app key in the path),
+        // which a WebSocket made from hyper's upgraded stream does not carry.
+        Ok(Ok(Some((route, end))))
+            if shared.upgrades == UpgradePath::Direct || matches!(route, Route::Pusher { .. }) =>
+        {
+            Some((route, end))
+        }
+        Ok(Ok(_)) => None,
         // The peer went away or stalled before a whole head; hyper answers what is there.
-        Ok(Err(_)) | Err(_) => false,
+        Ok(Err(_)) | Err(_) => None,
     };
     let stream = Prefixed { head, stream };
-    if direct {
-        websocket(shared, stream, peer).await;
-    } else {
-        http::serve_connection(shared, stream, peer).await;
+    match direct {
+        Some((Route::Pusher { .. }, _)) => websocket(shared, stream, peer).await,
+        Some((_, end)) => {
+            if let Some((ws, admitted)) = handshake::accept(&shared, stream, end, peer).await {
+                spawn_serve(shared, ws, admitted);
+            }
+        }
+        None => http::serve_connection(shared, stream, peer).await,
     }
 }
 
-/// Reads until the end of the first request head (or `MAX_HEAD`); true when it is a WebSocket
-/// upgrade to one of the hub's paths.
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, head: &mut BytesMut) -> io::Result<bool> {
+/// Serves an accepted connection in a task of its own: for the connection's life it holds only
+/// the serving state, and the accepting task (with the larger handshake state) ends.
+fn spawn_serve<S>(shared: Arc<Shared>, ws: wsengine_driver::WebSocket<S, TokioTimer>, admitted: Admitted)
+where
+    S: wsengine_driver::futures_io::AsyncRead + wsengine_driver::futures_io::AsyncWrite + Unpin + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::spawn(async move { serve(&shared, ws, admitted).await }.instrument(span));
+}
+
+/// Reads until the end of the first request head (or `MAX_HEAD`); the route and the head's
+/// length when it is a WebSocket upgrade to one of the hub's paths.
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, head: &mut BytesMut) -> io::Result<Option<(Route, usize)>> {
     loop {
         if let Some(end) = find_head_end(head) {
-            return Ok(is_hub_upgrade(head.get(..end).unwrap_or_default()));
+            return Ok(hub_upgrade(head.get(..end).unwrap_or_default()).map(|route| (route, end)));
         }
         if head.len() >= MAX_HEAD {
-            return Ok(false);
+            return Ok(None);
         }
         head.reserve(1024);
         if stream.read_buf(head).await? == 0 {
@@ -120,11 +142,11 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
     bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
 }
 
-fn is_hub_upgrade(head: &[u8]) -> bool {
+fn hub_upgrade(head: &[u8]) -> Option<Route> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return false;
+        return None;
     }
     let path = request.path.unwrap_or("");
     let path = path.split('?').next().unwrap_or("");
@@ -132,7 +154,7 @@ fn is_hub_upgrade(head: &[u8]) -> bool {
         h.name.eq_ignore_ascii_case("upgrade")
             && std::str::from_utf8(h.value).is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
     });
-    upgrade && Route::of(path).is_some()
+    Route::of(path).filter(|_| upgrade)
 }
 
 /// The engine reads the request from the socket (the sniffed bytes first), checks it, and the
@@ -158,20 +180,15 @@ where
             return;
         }
     };
-    let path = pending.request().path().to_owned();
     match pending.accept(wsengine::Accept::new()).await {
-        Ok(ws) => serve(&shared, ws, admitted, &path).await,
+        Ok(ws) => spawn_serve(shared, ws, admitted),
         Err(error) => tracing::debug!(%error, "handshake failed"),
     }
 }
 
 /// Runs an accepted connection in the hub until it ends.
-pub(crate) async fn serve<S>(
-    shared: &Shared,
-    ws: wsengine_driver::WebSocket<S, TokioTimer>,
-    admitted: Admitted,
-    path: &str,
-) where
+pub(crate) async fn serve<S>(shared: &Shared, ws: wsengine_driver::WebSocket<S, TokioTimer>, admitted: Admitted)
+where
     S: wsengine_driver::futures_io::AsyncRead + wsengine_driver::futures_io::AsyncWrite + Unpin,
 {
     let Admitted {
@@ -180,7 +197,8 @@ pub(crate) async fn serve<S>(
         guard,
     } = admitted;
     let user = admission.identity().user_id.clone();
-    tracing::debug!(%user, path, "connected");
+    let path = ws.request().map(|request| request.path().to_owned());
+    tracing::debug!(%user, ?path, "connected");
     let end = shared.hub.serve(ws, admission, codec).await;
     drop(guard);
     tracing::debug!(
@@ -199,6 +217,18 @@ pub(crate) struct Prefixed<S> {
     stream: S,
 }
 
+impl<S> Prefixed<S> {
+    /// The bytes still to be read again.
+    pub(crate) fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The same, to consume some.
+    pub(crate) fn head_mut(&mut self) -> &mut BytesMut {
+        &mut self.head
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.head.is_empty() {
@@ -207,6 +237,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
                 buf.put_slice(bytes);
             }
             self.head.advance(n);
+            if self.head.is_empty() {
+                // The connection lives on for hours: give the head's buffer back now.
+                self.head = BytesMut::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)
@@ -246,12 +280,15 @@ mod tests {
     #[test]
     fn sniffs_hub_upgrades_only() {
         let upgrade = b"GET /ws?user_id=a HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n";
-        assert!(is_hub_upgrade(upgrade));
-        assert!(is_hub_upgrade(&upgrade.replace_path(b"/tank")));
-        assert!(is_hub_upgrade(&upgrade.replace_path(b"/app/app-key")));
-        assert!(!is_hub_upgrade(&upgrade.replace_path(b"/other")));
-        assert!(!is_hub_upgrade(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(!is_hub_upgrade(b"garbage\r\n\r\n"));
+        assert_eq!(hub_upgrade(upgrade), Some(Route::Native));
+        assert_eq!(hub_upgrade(&upgrade.replace_path(b"/tank")), Some(Route::Tank));
+        assert_eq!(
+            hub_upgrade(&upgrade.replace_path(b"/app/app-key")),
+            Some(Route::Pusher { key: "app-key".into() })
+        );
+        assert_eq!(hub_upgrade(&upgrade.replace_path(b"/other")), None);
+        assert_eq!(hub_upgrade(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(hub_upgrade(b"garbage\r\n\r\n"), None);
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
     }

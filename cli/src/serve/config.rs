@@ -448,6 +448,10 @@ impl Config {
                             return Err(invalid(text, origin, file.span().start, Some(name), message));
                         }
                     }
+                    // A certificate and key that rustls will not take fail here, not at bind.
+                    if let Err(message) = super::accept::tls_acceptor(cert.get_ref(), key.get_ref()) {
+                        return Err(invalid(text, origin, cert.span().start, Some("tls_cert"), message));
+                    }
                 }
                 (Some(file), None) | (None, Some(file)) => {
                     let message = "tls_cert and tls_key go together".to_owned();

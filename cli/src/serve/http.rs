@@ -142,10 +142,9 @@ fn upgrade(shared: &Arc<Shared>, request: &mut Request<Incoming>, peer: SocketAd
         return text(StatusCode::INTERNAL_SERVER_ERROR, "upgrade without admission\n");
     };
     let shared = Arc::clone(shared);
-    let path = request.uri().path().to_owned();
     tokio::spawn(async move {
         match pending.await {
-            Ok(ws) => serve(&shared, ws, admitted, &path).await,
+            Ok(ws) => serve(&shared, ws, admitted).await,
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
     });

@@ -5,6 +5,7 @@
 mod accept;
 pub(crate) mod config;
 mod demo;
+mod handshake;
 mod http;
 mod lifecycle;
 mod pusher;

@@ -77,6 +77,25 @@ async fn default_config_serves_health_and_the_native_protocol() {
 }
 
 #[tokio::test]
+async fn json_logs_and_count_lines() {
+    let server = Server::start(
+        &[],
+        &[
+            ("WSENGINE_LOG__FORMAT", "json"),
+            ("WSENGINE_LOG__STATS_INTERVAL", "50ms"),
+        ],
+    );
+    let _ws = connect(&server.url("/ws?user_id=j")).await;
+    server.wait_for_log("\"message\":\"counts\"").await;
+    let log = server.log();
+    for line in log.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+    assert!(log.contains("\"connections\":"), "{log}");
+}
+
+#[tokio::test]
 async fn tank_clients_relay_and_receive_publications() {
     let server = Server::start(&[], &[]);
     let mut first = connect(&server.url("/tank?user_id=t1")).await;
@@ -350,4 +369,36 @@ async fn tls_listener_serves_wss() {
         .expect("wss connect");
     send_json(&mut ws, json!({"action":"ping","ref":"tls"})).await;
     assert_eq!(recv_type(&mut ws, "pong").await["ref"], "tls");
+}
+
+#[tokio::test]
+#[ignore = "needs the system Chromium and playwright-core (npm ci in interop/); run with --ignored"]
+async fn demo_page_in_headless_chromium() {
+    let server = Server::start(&[], &[]);
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let playwright = manifest.join("../interop/node_modules/playwright-core");
+    assert!(
+        playwright.exists(),
+        "playwright-core is missing: run `npm ci` in interop/"
+    );
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wsengine-demo.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let run = tokio::process::Command::new("node")
+        .arg(manifest.join("tests/serve/demo_browser.mjs"))
+        .arg(format!("http://{}/", server.addr))
+        .arg(&screenshot)
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("browser check in time")
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(screenshot.exists(), "no screenshot at {}", screenshot.display());
 }

@@ -43,7 +43,13 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("addr=").nth(1).and_then(|rest| rest.split(' ').next()) {
+                // Text logs say `addr=127.0.0.1:PORT`, JSON logs `"addr":"127.0.0.1:PORT"`.
+                let found = line
+                    .split("addr=")
+                    .nth(1)
+                    .or_else(|| line.split("\"addr\":").nth(1))
+                    .and_then(|rest| rest.trim_start_matches('"').split(['"', ' ']).next());
+                if let Some(addr) = found {
                     if let (Some(sender), Ok(addr)) = (tx.as_ref(), addr.trim_matches('"').parse::<SocketAddr>()) {
                         let _ = sender.send(addr);
                         tx = None;

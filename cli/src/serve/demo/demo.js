@@ -83,6 +83,7 @@
       case "message":
         if (m.event === "chat" && m.data && typeof m.data.text === "string") {
           typing.delete(m.from);
+          renderTyping();
           addLine(m.from || "server", m.data.text, false);
         } else {
           addLine("server", typeof m.data === "string" ? m.data : JSON.stringify(m.data), false);
