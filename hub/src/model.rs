@@ -263,3 +263,92 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod concurrent {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use crate::channel::ChannelKey;
+    use crate::codec::CodecId;
+    use crate::conn::ConnShared;
+    use crate::events::HubEvent;
+    use crate::hub::Hub;
+
+    /// Four threads, each driving its own connections (users shared across threads) over five
+    /// shared channels: no deadlock, joins and leaves alternate per user, nothing is left.
+    #[test]
+    fn threads_keep_the_invariants() {
+        for round in 0..10u64 {
+            let hub = Hub::default();
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&events);
+            hub.on_event(move |event| match event {
+                HubEvent::PresenceJoined { channel, user_id } => {
+                    sink.lock().unwrap().push((channel.clone(), user_id.clone(), true));
+                }
+                HubEvent::PresenceLeft { channel, user_id } => {
+                    sink.lock().unwrap().push((channel.clone(), user_id.clone(), false));
+                }
+                _ => {}
+            });
+            let threads: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let hub = hub.clone();
+                    std::thread::spawn(move || {
+                        let mut state = (round << 8 | t).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                        let mut next = move || {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            state
+                        };
+                        let conns: Vec<Arc<ConnShared>> = (0..3)
+                            .map(|i| {
+                                let id = hub.inner.next_connection_id();
+                                let user: Arc<str> = format!("u{}", (t * 3 + i) % 4).into();
+                                let conn =
+                                    Arc::new(ConnShared::new(id, user, "default".into(), CodecId::NATIVE, None, None));
+                                hub.inner.register(&conn);
+                                conn
+                            })
+                            .collect();
+                        for _ in 0..1500 {
+                            let conn = &conns[(next() % 3) as usize];
+                            let name = if next() % 2 == 0 { "presence-p" } else { "room" };
+                            let key = ChannelKey::named(format!("{name}{}", next() % 3));
+                            match next() % 4 {
+                                0 | 1 => {
+                                    let _ = hub.inner.subscribe(conn, &key, None);
+                                }
+                                2 => {
+                                    hub.inner.unsubscribe(conn, &key);
+                                }
+                                _ => {
+                                    hub.publish(&key, None, "x");
+                                }
+                            }
+                        }
+                        for conn in &conns {
+                            hub.inner.unregister(conn);
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().expect("no panic");
+            }
+            assert!(hub.channels().is_empty());
+            assert_eq!(hub.connection_count(), 0);
+            let snapshot = hub.snapshot();
+            assert_eq!((snapshot.connections, snapshot.subscriptions), (0, 0));
+            let mut inside: BTreeMap<(ChannelKey, Arc<str>), bool> = BTreeMap::new();
+            for (channel, user, joined) in events.lock().unwrap().iter() {
+                let was = inside.entry((channel.clone(), user.clone())).or_insert(false);
+                assert_ne!(*was, *joined, "{user} in {channel:?}");
+                *was = *joined;
+            }
+            assert!(inside.values().all(|v| !v));
+        }
+    }
+}

@@ -166,7 +166,6 @@ impl HubInner {
                 entry.connections += 1;
                 joined = entry.connections == 1;
             }
-            let mut member = None;
             if joined {
                 let joiner = Member {
                     user_id: Arc::clone(&conn.user),
@@ -181,22 +180,19 @@ impl HubInner {
                     ..Skip::default()
                 };
                 self.deliver(inner.subs.iter(), &mut frames, skip);
-                member = Some(joiner);
-            }
-            drop(inner);
-            state.channels.push(key.clone());
-            // Announced under the connection's lock, so its joins and leaves keep their order;
-            // the events are handed to callbacks once no lock is held.
-            if let Some(member) = member {
+                // Announced under the channel's lock, the order of the user's joins and leaves
+                // in it (events are handed to callbacks later, with no lock held).
                 self.broker.presence(&crate::broker::PresenceChange::Joined {
                     channel: key.clone(),
-                    member,
+                    member: joiner,
                 });
                 self.events.emit_with(|| HubEvent::PresenceJoined {
                     channel: key.clone(),
                     user_id: Arc::clone(&conn.user),
                 });
             }
+            drop(inner);
+            state.channels.push(key.clone());
             self.events.emit_with(|| HubEvent::Subscribed {
                 connection: conn.id,
                 user_id: Arc::clone(&conn.user),
@@ -216,28 +212,15 @@ impl HubInner {
             return false;
         };
         state.channels.swap_remove(position);
-        let left = self.leave_channel(conn, key);
-        // Queued under the connection's lock, so its events keep their order; handed out
-        // once no lock is held.
-        self.announce_leave(conn, key, left);
+        self.leave_channel(conn, key);
+        self.announce_leave(conn, key);
         drop(state);
         self.events.flush();
         true
     }
 
-    /// Tells the broker and the program that `conn` left `key` (and, when `left`, that its
-    /// user left the presence channel).
-    fn announce_leave(&self, conn: &Arc<ConnShared>, key: &ChannelKey, left: bool) {
-        if left {
-            self.broker.presence(&crate::broker::PresenceChange::Left {
-                channel: key.clone(),
-                user_id: Arc::clone(&conn.user),
-            });
-            self.events.emit_with(|| HubEvent::PresenceLeft {
-                channel: key.clone(),
-                user_id: Arc::clone(&conn.user),
-            });
-        }
+    /// Tells the program that `conn` left `key`.
+    fn announce_leave(&self, conn: &Arc<ConnShared>, key: &ChannelKey) {
         self.events.emit_with(|| HubEvent::Unsubscribed {
             connection: conn.id,
             user_id: Arc::clone(&conn.user),
@@ -245,14 +228,13 @@ impl HubInner {
         });
     }
 
-    /// Takes `conn` out of the channel's lists (its state no longer lists the channel);
-    /// returns whether its user left the presence channel.
-    fn leave_channel(&self, conn: &Arc<ConnShared>, key: &ChannelKey) -> bool {
-        let mut left = false;
+    /// Takes `conn` out of the channel's lists (its state no longer lists the channel).
+    fn leave_channel(&self, conn: &Arc<ConnShared>, key: &ChannelKey) {
         if let Some(channel) = self.channel(key) {
             let mut inner = channel.write();
             if inner.remove(conn.id) {
                 self.metrics.unsubscribed(key);
+                let mut left = false;
                 if let Some(entry) = inner.presence.get_mut(&conn.user) {
                     entry.connections = entry.connections.saturating_sub(1);
                     if entry.connections == 0 {
@@ -266,6 +248,15 @@ impl HubInner {
                         user_id: &conn.user,
                     });
                     self.deliver(inner.subs.iter(), &mut frames, Skip::default());
+                    // Under the channel's lock, like the join (see `subscribe`).
+                    self.broker.presence(&crate::broker::PresenceChange::Left {
+                        channel: key.clone(),
+                        user_id: Arc::clone(&conn.user),
+                    });
+                    self.events.emit_with(|| HubEvent::PresenceLeft {
+                        channel: key.clone(),
+                        user_id: Arc::clone(&conn.user),
+                    });
                 }
                 let empty = inner.subs.is_empty();
                 drop(inner);
@@ -274,7 +265,6 @@ impl HubInner {
                 }
             }
         }
-        left
     }
 
     /// Drops a channel nobody is subscribed to.
@@ -327,8 +317,8 @@ impl HubInner {
         let channels = std::mem::take(&mut state.channels);
         drop(state);
         for key in &channels {
-            let left = self.leave_channel(conn, key);
-            self.announce_leave(conn, key, left);
+            self.leave_channel(conn, key);
+            self.announce_leave(conn, key);
         }
         self.conns.write(&conn.id).remove(&conn.id);
         let mut users = self.users.write(&*conn.user);
