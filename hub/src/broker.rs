@@ -30,6 +30,10 @@ pub enum PresenceChange {
 }
 
 /// Other nodes.
+///
+/// Presence changes are reported under the channel's lock, which is what orders a user's
+/// joins and leaves: implementations must not block or call back into the hub (hand the change
+/// to a queue or a task).
 pub trait Broker: Send + Sync + 'static {
     /// A publication made on this node (already delivered here).
     fn publish(&self, publication: &Publication) {
