@@ -435,6 +435,23 @@ impl Hub {
         delivery
     }
 
+    /// Delivers a presence change that came from another node to this node's subscribers of
+    /// its channel, each in its protocol (no broker call; this node's member list is not
+    /// changed).
+    pub fn deliver_remote_presence(&self, change: &crate::broker::PresenceChange) -> Delivery {
+        use crate::broker::PresenceChange;
+        let (key, output) = match change {
+            PresenceChange::Joined { channel, member } => (channel, Output::PresenceJoin { channel, member }),
+            PresenceChange::Left { channel, user_id } => (channel, Output::PresenceLeave { channel, user_id }),
+        };
+        let Some(channel) = self.inner.channel(key) else {
+            return Delivery::default();
+        };
+        let mut frames = Frames::encoded(output);
+        let inner = channel.read();
+        self.inner.deliver(inner.subs.iter(), &mut frames, Skip::default())
+    }
+
     /// Sends the same message to every connection, whatever its protocol (tank's
     /// `BroadcastMessage`, waffle's `BroadcastText`/`BroadcastBinary`).
     pub fn broadcast(&self, message: impl Into<Message>, except: &Except) -> Delivery {
@@ -603,7 +620,9 @@ impl Hub {
         self.inner.events.stream()
     }
 
-    /// Calls `callback` for every event, on the task where it happens: keep it short.
+    /// Calls `callback` for every event, in order, once the hub's locks are released (so it
+    /// may call the hub, about the same connection too). It runs on whichever thread hands
+    /// events out at that moment, usually the one where the event happened: keep it short.
     pub fn on_event(&self, callback: impl Fn(&HubEvent) + Send + Sync + 'static) {
         self.inner.events.on(Arc::new(callback));
     }
