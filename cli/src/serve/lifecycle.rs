@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use wsengine_hub::ShutdownOptions;
 use wsengine_tokio::TokioTimer;
 
@@ -27,19 +27,42 @@ impl Source {
     }
 }
 
+/// The signals the server handles, installed before it listens: a signal that arrives once a
+/// client can connect must never meet the default action (which ends the process).
+#[derive(Debug)]
+pub(crate) struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub(crate) fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile.
 pub(crate) async fn until_shutdown(
     shared: &Shared,
     source: &Source,
     mut running: Config,
-) -> std::io::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    signals: Signals,
+) -> &'static str {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = int.recv() => return Ok("SIGINT"),
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
             _ = hup.recv() => {
                 if let Some(next) = reload(shared, source, &running) {
                     running = next;

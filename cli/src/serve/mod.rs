@@ -87,6 +87,7 @@ pub(crate) fn run(args: Args, level: LevelFilter) -> Result<(), Box<dyn std::err
 }
 
 async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let signals = lifecycle::Signals::install()?;
     let (shared, webhooks) = Shared::new(&config)?;
     let webhooks = tokio::spawn(webhooks.run());
     let sweep = tokio::spawn(pusher::sweep(shared.pusher.clone()));
@@ -111,7 +112,7 @@ async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error:
         listeners.push(tokio::spawn(accept::run_listener(Arc::clone(&shared), bound, tls)));
     }
     let counts = tokio::spawn(lifecycle::log_counts(Arc::clone(&shared), config.log.stats_interval));
-    let signal = lifecycle::until_shutdown(&shared, &source, config.clone()).await?;
+    let signal = lifecycle::until_shutdown(&shared, &source, config.clone(), signals).await;
     tracing::info!(signal, "shutting down: no new connections");
     // Stop accepting first; connections already accepted keep going until the drain closes
     // them.

@@ -192,18 +192,41 @@ async fn sigterm_drains_with_going_away_closes() {
         recv_type(&mut ws, "subscribed").await;
         clients.push(ws);
     }
+    // Queued before the signal (the publisher's ack says the hub has queued it for everyone):
+    // every subscriber must get these before its close.
+    let mut publisher = connect(&server.url("/ws?user_id=publisher")).await;
+    send_json(&mut publisher, json!({"action":"subscribe","channel":"news"})).await;
+    recv_type(&mut publisher, "subscribed").await;
+    for n in 0..50 {
+        send_json(
+            &mut publisher,
+            json!({"action":"broadcast","channel":"news","data":n,"ref":n}),
+        )
+        .await;
+    }
+    for _ in 0..50 {
+        recv_type(&mut publisher, "ack").await;
+    }
     server.signal("TERM");
     for ws in &mut clients {
-        let end = tokio::time::timeout(WAIT, async {
+        let (received, end) = tokio::time::timeout(WAIT, async {
+            let mut received = Vec::new();
             loop {
                 match ws.recv().await {
-                    Ok(_) => continue,
-                    Err(error) => return error,
+                    Ok(message) => {
+                        let value: serde_json::Value =
+                            serde_json::from_str(message.as_text().unwrap_or("{}")).unwrap_or_default();
+                        if value["type"] == "message" {
+                            received.push(value["data"].as_u64().unwrap_or(u64::MAX));
+                        }
+                    }
+                    Err(error) => return (received, error),
                 }
             }
         })
         .await
         .expect("closed in time");
+        assert_eq!(received, (0..50).collect::<Vec<u64>>(), "nothing queued may be lost");
         match end {
             Error::Closed(info) => {
                 assert_eq!(info.code.0, 1001, "{info:?}");
@@ -212,11 +235,23 @@ async fn sigterm_drains_with_going_away_closes() {
             other => panic!("{other}"),
         }
     }
+    // The publisher answers its close too (a client that never reads would be dropped at the
+    // deadline instead).
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(error) = publisher.recv().await {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("publisher closed in time");
+    assert!(matches!(&end, Error::Closed(info) if info.code.0 == 1001), "{end}");
     let status = server.wait_exit().await;
     assert!(status.success(), "{status:?}\n{}", server.log());
     let log = server.log();
-    assert!(log.contains("draining open=3"), "{log}");
-    assert!(log.contains("drained closed=3 aborted=0"), "{log}");
+    assert!(log.contains("draining open=4"), "{log}");
+    assert!(log.contains("drained closed=4 aborted=0"), "{log}");
 }
 
 #[tokio::test]
