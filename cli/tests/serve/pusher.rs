@@ -138,3 +138,54 @@ async fn webhooks_are_posted_with_the_events_asked_for() {
     assert_eq!(body["events"][0]["name"], "channel_occupied", "{body}");
     assert_eq!(body["events"][0]["channel"], "room", "{body}");
 }
+
+/// The stock-client scenarios (pusher-js 8, laravel-echo, the `pusher` server SDK) of
+/// interop/pusher against the `serve` binary: WebSocket and HTTP API on the one port.
+#[tokio::test]
+#[ignore = "needs node and `npm ci` in interop/pusher; run with --ignored"]
+async fn stock_pusher_clients_against_serve() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/pusher");
+    assert!(
+        dir.join("node_modules/pusher-js").exists(),
+        "pusher-js is missing: run `npm ci` in interop/pusher"
+    );
+    let config = temp_file(
+        "pusher-interop.toml",
+        "[[apps]]\nid = \"1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n\
+         user_authentication = true\n",
+    );
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    let env = json!({
+        "wsPort": server.addr.port(),
+        "apiPort": server.addr.port(),
+        "appId": "1",
+        "key": "app-key",
+        "secret": "app-secret",
+        "masterKey": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    });
+    for name in [
+        "channels",
+        "client_events",
+        "errors",
+        "signin",
+        "cache_encrypted",
+        "echo",
+    ] {
+        let run = tokio::process::Command::new("node")
+            .args(["scenario.js", name])
+            .env("PUSHER_TEST", env.to_string())
+            .current_dir(&dir)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("scenario in time")
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(&format!("OK {name}")),
+            "scenario {name}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
