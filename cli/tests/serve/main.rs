@@ -437,3 +437,45 @@ async fn demo_page_in_headless_chromium() {
     );
     assert!(screenshot.exists(), "no screenshot at {}", screenshot.display());
 }
+
+#[tokio::test]
+async fn jwt_auth_names_the_user_and_refuses_without_a_token() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let secret = "0123456789abcdef0123456789abcdef";
+    let config = temp_file("jwt.toml", &format!("[auth]\njwt_secret = {secret:?}\n"));
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(json!({"sub":"jwt-user","exp":exp}).to_string())
+    );
+    let hex = wsengine_hub::pusher::sign::hmac_hex(secret, &input);
+    let signature: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+
+    let refused = tokio::time::timeout(WAIT, wsengine_tokio::connect(&server.url("/ws?user_id=mallory")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("401")),
+        "{:?}",
+        refused.err()
+    );
+    let mut a = connect(&server.url(&format!("/ws?token={token}"))).await;
+    let mut b = connect(&server.url(&format!("/ws?token={token}"))).await;
+    for ws in [&mut a, &mut b] {
+        send_json(ws, json!({"action":"subscribe","channel":"c"})).await;
+        recv_type(ws, "subscribed").await;
+    }
+    send_json(&mut a, json!({"action":"broadcast","channel":"c","data":"signed"})).await;
+    assert_eq!(recv_type(&mut b, "message").await["from"], "jwt-user");
+}
