@@ -7,6 +7,8 @@
 #   server         core's blocking_echo example (std::net, a thread per connection); with --full
 #                  also 12.*/13.* again against `blocking_echo --context-takeover`, which honours
 #                  each offer's context takeover instead of imposing none
+#   server-takeover  that rerun alone: 12.*/13.* (with --subset its compression cases, with
+#                  --cases those) against `blocking_echo --context-takeover`
 #   server-tokio   wsengine-tokio's tokio_echo_server example (single-threaded runtime)
 #   server-smol    wsengine-smol's smol_echo_server example (single-threaded executor)
 #   client         core's blocking autobahn_client example           \  as clients of the suite's
@@ -40,14 +42,16 @@ basic="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*"
 compression_subset="$(for group in 12.1 13.1 13.7; do for n in 1 2 3 4 5 11; do printf '%s.%s,' "$group" "$n"; done; done)"
 compression_subset="${compression_subset%,}"
 patterns="$basic"
+# What server-takeover runs: only compression cases differ with context takeover.
+takeover_patterns="12.*,13.*"
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --update) update="--update" ;;
-    --full) full="--full"; patterns="*"; limit=2700 ;;
-    --subset) patterns="$basic,$compression_subset"; limit=1200 ;;
+    --full) full="--full"; patterns="*"; takeover_patterns="12.*,13.*"; limit=2700 ;;
+    --subset) patterns="$basic,$compression_subset"; takeover_patterns="$compression_subset"; limit=1200 ;;
     --cases)
       [ "$#" -ge 2 ] || { echo "autobahn: --cases needs a comma-separated list of patterns" >&2; exit 2; }
-      patterns="$2"; limit=2700; shift ;;
+      patterns="$2"; takeover_patterns="$2"; limit=2700; shift ;;
     *) echo "autobahn: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -132,6 +136,11 @@ case "$mode" in
         "12.*,13.*" "$echo_bin" --context-takeover
     fi
     ;;
+  server-takeover)
+    echo_bin="$(build_example wsengine blocking_echo)"
+    run_fuzzingclient wsengine-blocking-takeover "$expected/server-blocking-takeover.json" \
+      "$takeover_patterns" "$echo_bin" --context-takeover
+    ;;
   server-tokio | server-smol)
     runtime="${mode#server-}"
     echo_bin="$(build_example "wsengine-$runtime" "${runtime}_echo_server")"
@@ -147,7 +156,7 @@ case "$mode" in
       "$(build_example "wsengine-$runtime" "${runtime}_autobahn_client")"
     ;;
   *)
-    echo "usage: scripts/autobahn.sh server|server-tokio|server-smol|client|client-tokio|client-smol [--full | --subset | --cases PATTERNS] [--update]" >&2
+    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|client|client-tokio|client-smol [--full | --subset | --cases PATTERNS] [--update]" >&2
     exit 2
     ;;
 esac
