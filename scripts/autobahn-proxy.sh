@@ -35,6 +35,10 @@ for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/${backend%:*}/${backend##*:}") 2>/dev/null; then break; fi
   sleep 0.1
 done
-"$proxy_bin" --log warn proxy --config "$dir/proxy.toml" &
+case "$(basename "$proxy_bin")" in
+  # The library's example (same relay, no signal handling) takes the file alone.
+  proxy_from_file) "$proxy_bin" "$dir/proxy.toml" >/dev/null & ;;
+  *) "$proxy_bin" --log warn proxy --config "$dir/proxy.toml" & ;;
+esac
 pids+=($!)
 wait -n "${pids[@]}"

@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 
 use futures_sink_shim::{poll_flush, poll_ready, start_send};
 use tokio::sync::watch;
-use wsengine_tokio::wsengine::Fragment;
+use wsengine_tokio::MessageKind;
+use wsengine_tokio::wsengine::{Fragment, Utf8Bytes};
 use wsengine_tokio::{CloseCause, CloseCode, CloseInfo, Error, Incoming, Message};
 
 use crate::metrics::Counters;
@@ -22,8 +23,10 @@ use crate::metrics::Counters;
 /// Close code for "the backend failed" (RFC 6455 registry: 1014 Bad Gateway).
 pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
 
-/// How many items one wake-up relays before yielding to other tasks.
+/// How many items one direction relays in a row.
 const BUDGET: usize = 64;
+/// How many rounds over both directions one wake-up runs before yielding to other tasks.
+const ROUNDS: usize = 8;
 
 /// A WebSocket leg, whatever its transport.
 pub(crate) type Leg<S> = wsengine_tokio::WebSocket<S>;
@@ -183,36 +186,53 @@ where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    for _ in 0..BUDGET {
+    for _ in 0..ROUNDS {
+        // Each direction is drained before the other is read: everything one read brought is
+        // queued on the other leg before anything is written, so a burst leaves in one write
+        // per leg instead of one per frame.
         let mut moved = false;
-        match pump(client, backend, cx) {
-            Step::Moved(bytes, done) => {
-                meters.relayed(true, bytes, done);
-                moved = true;
+        for _ in 0..BUDGET {
+            match pump(client, backend, cx) {
+                Step::Moved(bytes, done) => {
+                    meters.relayed(true, bytes, done);
+                    moved = true;
+                }
+                Step::Idle => break,
+                Step::SourceEnded(outcome) => return Poll::Ready(Ended::Client(outcome)),
+                Step::SinkEnded(outcome) => return Poll::Ready(Ended::Backend(outcome)),
             }
-            Step::Idle => {}
-            Step::SourceEnded(outcome) => return Poll::Ready(Ended::Client(outcome)),
-            Step::SinkEnded(outcome) => return Poll::Ready(Ended::Backend(outcome)),
         }
-        match pump(backend, client, cx) {
-            Step::Moved(bytes, done) => {
-                meters.relayed(false, bytes, done);
-                moved = true;
+        for _ in 0..BUDGET {
+            match pump(backend, client, cx) {
+                Step::Moved(bytes, done) => {
+                    meters.relayed(false, bytes, done);
+                    moved = true;
+                }
+                Step::Idle => break,
+                Step::SourceEnded(outcome) => return Poll::Ready(Ended::Backend(outcome)),
+                Step::SinkEnded(outcome) => return Poll::Ready(Ended::Client(outcome)),
             }
-            Step::Idle => {}
-            Step::SourceEnded(outcome) => return Poll::Ready(Ended::Backend(outcome)),
-            Step::SinkEnded(outcome) => return Poll::Ready(Ended::Client(outcome)),
         }
-        // Write what was queued; a failure shows up as the leg's end on its next read.
-        let _ = poll_flush(client, cx);
-        let _ = poll_flush(backend, cx);
         if !moved {
+            flush_both(client, backend, cx);
             return Poll::Pending;
         }
     }
-    // Still busy: let other connections run, and come back at once.
+    // Still busy: write what this turn gathered, let other connections run, come back at once.
+    flush_both(client, backend, cx);
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// Writes what each leg has queued, all of a wake-up's frames in one write per leg (like the
+/// engine's own "one write per wake-up"); a failure shows up as the leg's end on its next read.
+fn flush_both<C, B>(client: &mut Leg<C>, backend: &mut Leg<B>, cx: &mut Context<'_>)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = poll_flush(client, cx);
+    let _ = poll_flush(backend, cx);
 }
 
 enum Step {
@@ -247,15 +267,25 @@ where
     };
     let sent = match incoming {
         Incoming::Fragment(Fragment {
-            kind, data, is_final, ..
+            kind,
+            data,
+            is_first,
+            is_final,
         }) => {
             let len = data.len();
-            let mut send = pin!(dst.send_fragment(kind, data, is_final));
-            // Room was checked above, so the fragment is queued on the first poll; a pending
-            // write continues on later flushes.
-            match send.as_mut().poll(cx) {
-                Poll::Ready(Err(error)) => Err(error),
-                _ => Ok((len, is_final)),
+            // A whole message in one frame (the usual case) is only queued, so everything one
+            // wake-up relays leaves in one write; `flush_both` writes it.
+            match (is_first && is_final).then(|| whole(kind, &data)).flatten() {
+                Some(message) => start_send(dst, message).map(|()| (len, true)),
+                None => {
+                    let mut send = pin!(dst.send_fragment(kind, data, is_final));
+                    // Room was checked above, so the fragment is queued on the first poll; a
+                    // pending write continues on later flushes.
+                    match send.as_mut().poll(cx) {
+                        Poll::Ready(Err(error)) => Err(error),
+                        _ => Ok((len, is_final)),
+                    }
+                }
             }
         }
         Incoming::Message(message) => {
@@ -269,6 +299,15 @@ where
     match sent {
         Ok((len, done)) => Step::Moved(len, done),
         Err(_) => Step::SinkEnded(end_of(dst, cx)),
+    }
+}
+
+/// `data` as a [`Message`] (text is checked again here, cheaply; a failure leaves it to the
+/// fragment path, which reports it).
+fn whole(kind: MessageKind, data: &bytes::Bytes) -> Option<Message> {
+    match kind {
+        MessageKind::Binary => Some(Message::Binary(data.clone())),
+        MessageKind::Text => Utf8Bytes::try_from(data.clone()).ok().map(Message::Text),
     }
 }
 

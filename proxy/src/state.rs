@@ -30,8 +30,11 @@ pub(crate) struct Runtime {
     pub(crate) pools: HashMap<String, Arc<Pool>>,
     /// The client leg's engine settings.
     pub(crate) client_ws: Arc<wsengine::Config>,
-    /// The backend leg's engine settings.
+    /// The backend leg's engine settings when the client asked for compression.
     pub(crate) backend_ws: Arc<wsengine::Config>,
+    /// The backend leg's engine settings when it did not: compressing only between proxy and
+    /// backend would spend CPU on both for a link that is usually local.
+    pub(crate) backend_ws_plain: Arc<wsengine::Config>,
     pub(crate) tls: Option<TlsAcceptor>,
     /// Trust for `wss://` backends, when not the default roots.
     pub(crate) upstream_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
@@ -132,13 +135,14 @@ impl Shared {
         }
         drop(route_counters);
         let health = crate::health::spawn(&config.health_check, pools.values());
-        let (client_ws, backend_ws) = engine_configs(&config);
+        let (client_ws, backend_ws, backend_ws_plain) = engine_configs(&config);
         let runtime = Runtime {
             config,
             routes,
             pools,
             client_ws,
             backend_ws,
+            backend_ws_plain,
             tls,
             upstream_tls,
             health,
@@ -180,10 +184,11 @@ impl Shared {
     }
 }
 
-/// The engine's settings for each leg: fragments delivered as they arrive, the heartbeat on,
-/// and permessage-deflate negotiated separately per leg (inflated on one, compressed on the
-/// other), since each leg's peer may accept different parameters or none.
-fn engine_configs(config: &Config) -> (Arc<wsengine::Config>, Arc<wsengine::Config>) {
+/// The engine's settings for each leg (client; backend with and without compression):
+/// fragments delivered as they arrive, the heartbeat on, and permessage-deflate negotiated
+/// separately per leg (inflated on one, compressed on the other), since each leg's peer may
+/// accept different parameters or none.
+fn engine_configs(config: &Config) -> (Arc<wsengine::Config>, Arc<wsengine::Config>, Arc<wsengine::Config>) {
     let mut ws = wsengine::Config::default();
     ws.deliver_fragments = true;
     ws.max_frame_size = config.limits.max_frame_size;
@@ -201,5 +206,7 @@ fn engine_configs(config: &Config) -> (Arc<wsengine::Config>, Arc<wsengine::Conf
         });
     }
     let client = Arc::new(ws.clone());
-    (client, Arc::new(ws))
+    let compressed = Arc::new(ws.clone());
+    ws.deflate = None;
+    (client, compressed, Arc::new(ws))
 }

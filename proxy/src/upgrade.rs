@@ -39,8 +39,18 @@ pub(crate) async fn websocket(
     let allow = runtime.config.headers.allow.as_deref();
     let forwarded = headers::forwarded(request.headers(), &client, allow);
     let check = &runtime.config.health_check;
-    let mut options = ConnectOptions::new(runtime.backend_ws.clone())
-        .connect_timeout(check.timeout.max(std::time::Duration::from_secs(1)));
+    // The backend is offered compression only when the client asked for it.
+    let client_deflates = parsed
+        .extensions()
+        .iter()
+        .any(|e| e.name.eq_ignore_ascii_case("permessage-deflate"));
+    let backend_ws = if client_deflates {
+        &runtime.backend_ws
+    } else {
+        &runtime.backend_ws_plain
+    };
+    let mut options =
+        ConnectOptions::new(backend_ws.clone()).connect_timeout(check.timeout.max(std::time::Duration::from_secs(1)));
     if let Some(trust) = &runtime.upstream_tls {
         options = options.tls(trust.clone());
     }
@@ -114,7 +124,9 @@ pub(crate) async fn websocket(
             Ok(ws) => ws,
             Err(error) => {
                 tracing::debug!(%error, "client upgrade failed");
-                let _ = backend_ws.close(wsengine_tokio::CloseCode::GOING_AWAY, "client went away").await;
+                let _ = backend_ws
+                    .close(wsengine_tokio::CloseCode::GOING_AWAY, "client went away")
+                    .await;
                 return;
             }
         };

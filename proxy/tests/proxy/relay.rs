@@ -273,3 +273,34 @@ async fn a_silent_backend_is_detected_within_interval_plus_timeout() {
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     hold.abort();
 }
+
+#[tokio::test]
+async fn compression_is_negotiated_per_leg_following_the_client() {
+    let backend = Backend::start("a").await;
+    let (_proxy, addr) = proxy(&config(&[&backend], "")).await;
+    // A client without compression: the backend is not offered it either.
+    let (mut plain, response) = connect(addr, "/ws").await.unwrap();
+    assert!(response.headers().get("sec-websocket-extensions").is_none());
+    plain.close(CloseCode::NORMAL, "").await.unwrap();
+    // A client offering permessage-deflate gets it, and the backend leg offers it on.
+    let mut config = wsengine_tokio::Config::default();
+    config.deflate = Some(Default::default());
+    let request = wsengine_tokio::ClientRequest::new(format!("ws://{addr}/ws")).unwrap();
+    let options = wsengine_tokio::ConnectOptions::new(config);
+    let (mut ws, response) = wsengine_tokio::connect_with(&request, &options).await.unwrap();
+    let agreed = response
+        .headers()
+        .get("sec-websocket-extensions")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+    let text = "compressible ".repeat(1000);
+    ws.send(text.clone()).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::from(text));
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    let seen = backend.seen.lock().unwrap();
+    assert!(seen.headers[0].get("sec-websocket-extensions").is_none());
+    let offered = seen.headers[1]["sec-websocket-extensions"].to_str().unwrap();
+    assert!(offered.contains("permessage-deflate"), "{offered}");
+}
