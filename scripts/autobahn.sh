@@ -14,6 +14,9 @@
 #   client         core's blocking autobahn_client example           \  as clients of the suite's
 #   client-tokio   wsengine-tokio's tokio_autobahn_client example     >  fuzzing server, inside a
 #   client-smol    wsengine-smol's smol_autobahn_client example      /   private network namespace
+#   proxy          `wsengine proxy` in front of server-tokio's echo server (scripts/autobahn-
+#                  proxy.sh); checked against server-tokio's expected file, since the proxy
+#                  must be transparent (--update is refused)
 #
 # Which cases (case-id patterns as the suite matches them, e.g. 12.1.*):
 #   (default)      1.* to 10.*: framing, fragmentation, control frames, UTF-8, close (seconds)
@@ -146,6 +149,13 @@ case "$mode" in
     echo_bin="$(build_example "wsengine-$runtime" "${runtime}_echo_server")"
     run_fuzzingclient "wsengine-$runtime" "$expected/server-$runtime.json" "$patterns" "$echo_bin"
     ;;
+  proxy)
+    if [ -n "$update" ]; then echo "autobahn: proxy mode checks against server-tokio.json; update that mode" >&2; exit 2; fi
+    echo_bin="$(build_example wsengine-tokio tokio_echo_server)"
+    cargo build --release -p wsengine-cli >&2
+    run_fuzzingclient wsengine-proxy "$expected/server-tokio.json" "$patterns" \
+      "$here/autobahn-proxy.sh" "$root/target/release/wsengine" "$echo_bin"
+    ;;
   client)
     run_client wsengine-blocking-client "$expected/client-blocking.json" \
       "$(build_example wsengine autobahn_client)"
@@ -156,7 +166,7 @@ case "$mode" in
       "$(build_example "wsengine-$runtime" "${runtime}_autobahn_client")"
     ;;
   *)
-    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|client|client-tokio|client-smol [--full | --subset | --cases PATTERNS] [--update]" >&2
+    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|client|client-tokio|client-smol|proxy [--full | --subset | --cases PATTERNS] [--update]" >&2
     exit 2
     ;;
 esac
