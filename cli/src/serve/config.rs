@@ -69,7 +69,7 @@ pub(crate) struct Config {
     /// What happens to a connection that does not read fast enough.
     #[serde(default)]
     pub slow_consumer: SlowConsumer,
-    /// `in-process` (one node), or a `redis://` URL once the Redis broker lands.
+    /// `in-process` (one node), or a `redis://` URL: nodes sharing it act as one.
     #[serde(default = "in_process", deserialize_with = "broker")]
     pub broker: String,
     /// Logs.
@@ -609,10 +609,9 @@ fn broker<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
     if text == "in-process" {
         Ok(text)
-    } else if text.starts_with("redis://") || text.starts_with("rediss://") {
-        Err(de::Error::custom(
-            "the Redis broker is not built into this wsengine yet; use \"in-process\"",
-        ))
+    } else if text.starts_with("redis://") {
+        wsengine_redis::RedisConfig::new(text.as_str()).map_err(de::Error::custom)?;
+        Ok(text)
     } else {
         Err(de::Error::custom(format!(
             "unknown broker {text:?} (expected \"in-process\" or a redis:// URL)"
@@ -695,8 +694,14 @@ events = ["channel_occupied", "channel_vacated", "member_added", "member_removed
         assert_eq!((line, key.as_str()), (1, "default_app"));
         let (line, key, _) = error_of("origins = [\"https://*\"]\n");
         assert_eq!((line, key.as_str()), (1, "origins"));
-        let (line, key, _) = error_of("broker = \"redis://127.0.0.1\"\n");
+        let (line, key, _) = error_of("broker = \"rediss://127.0.0.1\"\n");
         assert_eq!((line, key.as_str()), (1, "broker"));
+        assert_eq!(
+            Config::parse("broker = \"redis://127.0.0.1:6379/\"\n", "x")
+                .unwrap()
+                .broker,
+            "redis://127.0.0.1:6379/"
+        );
         let (line, key, _) = error_of(
             "\n[[listeners]]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"\n",
         );

@@ -80,6 +80,9 @@ pub(crate) fn stats_json(shared: &Shared) -> String {
         map.insert("draining".into(), shared.is_draining().into());
         map.insert("default_app".into(), shared.default_app.as_ref().into());
         map.insert("apps".into(), shared.live().apps.len().into());
+        if let Some(broker) = &shared.redis {
+            map.insert("redis_connected".into(), broker.is_connected().into());
+        }
     }
     value.to_string()
 }

@@ -113,6 +113,14 @@ pub(crate) async fn drain(shared: &Shared, config: &Config) {
     };
     let report = shared.hub.shutdown::<TokioTimer>(options).await;
     tracing::info!(closed = report.closing, aborted = report.aborted, "drained");
+    if let Some(broker) = &shared.redis {
+        // This node's members leave the cluster now rather than when its liveness key expires.
+        match tokio::time::timeout(Duration::from_secs(5), broker.leave()).await {
+            Ok(Ok(())) => tracing::info!("left the redis cluster"),
+            Ok(Err(error)) => tracing::warn!(%error, "leaving the redis cluster failed"),
+            Err(_) => tracing::warn!("leaving the redis cluster timed out"),
+        }
+    }
 }
 
 /// Logs connection and message counts every `interval` (never when it is zero).

@@ -19,6 +19,7 @@ use wsengine_hub::{
 };
 
 use wsengine_hub::pusher::Pusher;
+use wsengine_redis::{RedisBroker, RedisConfig};
 
 use super::config::{AppConfig, AuthConfig, Config, LimitsConfig, SlowConsumer, UpgradePath};
 use super::pusher::WebhookQueue;
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     /// Pusher Channels on `/app/<key>` and its HTTP API on `/apps/<id>/`.
     pub pusher: Pusher,
     pusher_codec: CodecId,
+    /// Other nodes, when `broker` is a Redis URL.
+    pub redis: Option<RedisBroker>,
     /// The app `/ws` and `/tank` clients belong to (fixed at start: channels are keyed by it).
     pub default_app: Arc<str>,
     pub upgrades: UpgradePath,
@@ -89,15 +92,28 @@ impl Shared {
         let authorizer = ServeAuthorizer::new(config, Arc::clone(&default_app))?;
         let (pusher, webhooks) = super::pusher::build(config);
         let mut builder = Hub::builder().config(hub_config(config)?).authorizer(authorizer);
+        let redis = if config.broker.starts_with("redis://") {
+            let redis_config = RedisConfig::new(config.broker.as_str()).map_err(|e| format!("broker: {e}"))?;
+            let broker = RedisBroker::new(redis_config).map_err(|e| format!("broker: {e}"))?;
+            builder = builder.broker(broker.clone());
+            Some(broker)
+        } else {
+            None
+        };
         let pusher_codec = builder
             .add_codec(pusher.codec())
             .ok_or("the hub has no room for the Pusher codec")?;
         let hub = builder.build();
         pusher.attach(&hub);
+        if let Some(broker) = &redis {
+            // Spawns the broker's tasks on the running runtime.
+            broker.attach(&hub);
+        }
         let shared = Arc::new(Self {
             hub,
             pusher,
             pusher_codec,
+            redis,
             default_app,
             upgrades: config.upgrades,
             live: RwLock::new(Arc::new(Live::new(config, None))),

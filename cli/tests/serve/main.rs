@@ -2,6 +2,7 @@
 //! health, stats, metrics, demo page), configuration errors, SIGTERM drain, SIGHUP reload.
 
 mod pusher;
+mod redis;
 mod support;
 
 use std::process::Command;
