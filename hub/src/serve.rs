@@ -70,12 +70,18 @@ impl Hub {
         // The handshake future is boxed by the driver: its large state is gone once it is done.
         let handshake = wsengine_driver::accept_request::<S, T>(stream, self.websocket_config());
         async move {
-            let pending = handshake.await?;
+            let mut pending = handshake.await?;
             let admission = match self.admit(pending.request(), peer) {
                 Ok(admission) => admission,
                 Err(rejection) => return Err(pending.reject(rejection.to_reject()).await),
             };
             let codec = codec(pending.request());
+            // The built-in protocols read nothing from the request once admitted: do not keep
+            // it (about 1 KiB per connection). Other codecs may read it when they open.
+            pending.keep_request(!matches!(codec, CodecId::NATIVE | CodecId::TANK | CodecId::JSON));
+            if let Some(peer) = peer {
+                pending.set_peer_addr(peer);
+            }
             let mut ws = pending.accept(wsengine::Accept::new()).await?;
             Ok(self.serve_inner(&mut ws, admission, codec).await)
         }
