@@ -268,6 +268,8 @@ pub(crate) struct Shared {
     counters: Counters,
     callbacks: RwLock<Vec<Callback>>,
     pub(crate) stopped: AtomicBool,
+    /// Set by the state task when it has stopped writing (after [`RedisBroker::leave`]).
+    pub(crate) state_exited: AtomicBool,
 }
 
 /// The Redis broker. Cheap to clone: every clone is the same broker.
@@ -308,6 +310,7 @@ impl RedisBroker {
                 counters: Counters::default(),
                 callbacks: RwLock::new(Vec::new()),
                 stopped: AtomicBool::new(false),
+                state_exited: AtomicBool::new(false),
             }),
         })
     }
@@ -368,6 +371,16 @@ impl RedisBroker {
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.state_wake.notify_one();
         self.shared.sub_wake.notify_one();
+        // Let the state task finish what it was writing, so it cannot register this node again
+        // after the removal below.
+        if self.shared.hub.get().is_some() {
+            for _ in 0..200 {
+                if self.shared.state_exited.load(Ordering::Acquire) {
+                    break;
+                }
+                tokio::time::sleep(self.shared.config.command_timeout / 100).await;
+            }
+        }
         let mut con = self.shared.command_connection().await?;
         let _: redis::Value = scripts::REAP
             .arg(&self.shared.config.prefix)

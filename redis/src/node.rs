@@ -117,13 +117,14 @@ async fn state(shared: Arc<Shared>) {
     let mut heartbeat = tokio::time::interval(shared.config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if shared.stopped.load(Ordering::Acquire) {
-            return;
-        }
         let beat = tokio::select! {
             _ = heartbeat.tick() => true,
             () = shared.state_wake.notified() => false,
         };
+        if shared.stopped.load(Ordering::Acquire) {
+            shared.state_exited.store(true, Ordering::Release);
+            return;
+        }
         if con.is_none() {
             match shared.command_connection().await {
                 Ok(c) => {
