@@ -265,6 +265,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rss_after = rss_kib();
         let failed_before: u64 = nodes.iter().map(|n| n.broker.stats().publish_failed).sum();
         let cpu_before = threads_cpu("node-");
+        let clients_before = threads_cpu("clients");
         let redis_before = process_cpu(redis.0.id());
         // Publish: `rate` per second in 1 ms ticks, round robin over nodes and channels.
         let per_tick = rate / 1000;
@@ -290,6 +291,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(Duration::from_millis(10));
         }
         let cpu = threads_cpu("node-").saturating_sub(cpu_before);
+        let clients_cpu = threads_cpu("clients").saturating_sub(clients_before);
         let redis_cpu = process_cpu(redis.0.id()).saturating_sub(redis_before);
         for c in 0..CHANNELS {
             nodes[0]
@@ -305,7 +307,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.sort_unstable();
         println!(
             "rate {rate}/s: published {published}, deliveries {got}/{expected}, lost {}, publish failures {failed}; \
-             latency ms p50 {:.2} p99 {:.2} max {:.2}; node CPU {:.2} us/delivery, redis CPU {:.2} us/publish; \
+             latency ms p50 {:.2} p99 {:.2} max {:.2}; node CPU {:.2} us/delivery, redis CPU {:.2} us/publish, client CPU {:.2} us/delivery; \
              RSS {:.2} KiB/connection (clients and nodes in one process)",
             expected.saturating_sub(got),
             percentile(&latencies, 0.5),
@@ -313,6 +315,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             percentile(&latencies, 1.0),
             cpu.as_secs_f64() * 1e6 / got.max(1) as f64,
             redis_cpu.as_secs_f64() * 1e6 / published.max(1) as f64,
+            clients_cpu.as_secs_f64() * 1e6 / got.max(1) as f64,
             rss_after.saturating_sub(rss_before) as f64 / total as f64,
         );
     }
