@@ -418,8 +418,18 @@ impl Shared {
         if let Some(bucket) = &mut conn.bucket {
             if !bucket.try_take(Instant::now()) {
                 drop(state);
-                let per_second = app.client_event_rate.map_or(10, |rate| rate.messages());
-                let message = format!("Client event rejected - only {per_second} accepted per second");
+                // Pusher's wording for the usual per-second rate; other intervals say theirs.
+                let message = match app.client_event_rate {
+                    Some(rate) if rate.interval() != std::time::Duration::from_secs(1) => format!(
+                        "Client event rejected - only {} accepted per {} s",
+                        rate.messages(),
+                        rate.interval().as_secs_f64()
+                    ),
+                    rate => format!(
+                        "Client event rejected - only {} accepted per second",
+                        rate.map_or(10, |rate| rate.messages())
+                    ),
+                };
                 self.send(hub, connection, wire::error(Some(4301), &message));
                 return;
             }
