@@ -270,6 +270,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Set by the state task when it has stopped writing (after [`RedisBroker::leave`]).
     pub(crate) state_exited: AtomicBool,
+    /// Cluster figures read at the last heartbeat.
+    pub(crate) snapshot: Mutex<Option<ClusterStats>>,
 }
 
 /// The Redis broker. Cheap to clone: every clone is the same broker.
@@ -311,6 +313,7 @@ impl RedisBroker {
                 callbacks: RwLock::new(Vec::new()),
                 stopped: AtomicBool::new(false),
                 state_exited: AtomicBool::new(false),
+                snapshot: Mutex::new(None),
             }),
         })
     }
@@ -412,28 +415,19 @@ impl RedisBroker {
         sent
     }
 
-    /// Cluster-wide figures.
+    /// Cluster-wide figures as read at the last heartbeat (for synchronous handlers such as
+    /// `/stats`); `None` before the first one, and while Redis is unreachable.
+    pub fn cluster_snapshot(&self) -> Option<ClusterStats> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Cluster-wide figures, read now.
     pub async fn cluster_stats(&self) -> Result<ClusterStats, Error> {
-        let p = &self.shared.config.prefix;
         let mut con = self.shared.command_connection().await?;
-        let (nodes, total, channels, subs): (u64, Option<u64>, u64, Vec<u64>) = redis::pipe()
-            .cmd("HLEN")
-            .arg(keys::nodes(p))
-            .cmd("HGET")
-            .arg(keys::table(p, "t"))
-            .arg("all")
-            .cmd("HLEN")
-            .arg(keys::table(p, "s"))
-            .cmd("HVALS")
-            .arg(keys::table(p, "s"))
-            .query_async(&mut con)
-            .await?;
-        Ok(ClusterStats {
-            nodes,
-            connections: total.unwrap_or(0),
-            channels,
-            subscriptions: subs.iter().sum(),
-        })
+        read_cluster_stats(&self.shared.config.prefix, &mut con).await
     }
 
     /// Subscribers of a channel on every node.
@@ -682,4 +676,29 @@ fn random_id() -> Arc<str> {
         bytes = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into()
+}
+
+/// Reads the cluster's figures.
+pub(crate) async fn read_cluster_stats(
+    p: &str,
+    con: &mut redis::aio::MultiplexedConnection,
+) -> Result<ClusterStats, Error> {
+    let (nodes, total, channels, subs): (u64, Option<u64>, u64, Vec<u64>) = redis::pipe()
+        .cmd("HLEN")
+        .arg(keys::nodes(p))
+        .cmd("HGET")
+        .arg(keys::table(p, "t"))
+        .arg("all")
+        .cmd("HLEN")
+        .arg(keys::table(p, "s"))
+        .cmd("HVALS")
+        .arg(keys::table(p, "s"))
+        .query_async(con)
+        .await?;
+    Ok(ClusterStats {
+        nodes,
+        connections: total.unwrap_or(0),
+        channels,
+        subscriptions: subs.iter().sum(),
+    })
 }

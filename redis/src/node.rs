@@ -157,6 +157,8 @@ async fn state(shared: Arc<Shared>) {
                     ever_connected = true;
                 }
                 reap_dead_nodes(&shared, c).await?;
+                let stats = crate::read_cluster_stats(&shared.config.prefix, c).await?;
+                *shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
             }
             write_dirty(&shared, c).await
         }

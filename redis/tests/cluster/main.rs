@@ -152,6 +152,14 @@ async fn counts_caps_and_close_by_user_span_nodes() {
     })
     .await;
     assert_eq!(broker.user_connections("bob").await.expect("count"), 2);
+    // The heartbeat's copy, for synchronous handlers, catches up within a heartbeat.
+    eventually(5, "snapshot", || {
+        nodes[0]
+            .broker
+            .cluster_snapshot()
+            .is_some_and(|s| (s.nodes, s.connections, s.channels, s.subscriptions) == (3, 3, 2, 3))
+    })
+    .await;
     assert_eq!(
         broker
             .channel_subscribers(&ChannelKey::named("news"))
@@ -269,6 +277,7 @@ async fn redis_outage_keeps_local_delivery_and_recovers() {
     assert!(nodes[0].hub.snapshot().to_json().contains("\"other\""));
     remote.nothing_pending().await;
     assert!(nodes[0].broker.cluster_stats().await.is_err());
+    assert_eq!(nodes[0].broker.cluster_snapshot(), None);
 
     redis.restart();
     eventually(10, "reconnected", || {
