@@ -50,6 +50,9 @@ pub struct RedisServer {
 }
 
 fn ensure_installed() {
+    // Tests run in parallel: one installs, the others wait for it.
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if Command::new("redis-server").arg("--version").output().is_ok() {
         return;
     }
