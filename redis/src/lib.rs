@@ -192,6 +192,8 @@ pub struct RedisStats {
     pub nodes_reaped: u64,
     /// Channels this node holds a Redis subscription for.
     pub subscriptions: u64,
+    /// Changes of this node's state not yet written to Redis (queued or being written).
+    pub state_pending: u64,
     /// Whether the command connection is up.
     pub connected: bool,
 }
@@ -219,6 +221,8 @@ struct Counters {
     reconnects: AtomicU64,
     nodes_reaped: AtomicU64,
     subscriptions: AtomicU64,
+    /// State changes taken from the dirty set and not yet written.
+    pub(crate) in_flight: AtomicU64,
 }
 
 /// A piece of this node's state that Redis must be told about again.
@@ -359,6 +363,7 @@ impl RedisBroker {
             reconnects: c.reconnects.load(Ordering::Relaxed),
             nodes_reaped: c.nodes_reaped.load(Ordering::Relaxed),
             subscriptions: c.subscriptions.load(Ordering::Relaxed),
+            state_pending: self.shared.lock_local().dirty.len() as u64 + c.in_flight.load(Ordering::Acquire),
             connected: self.shared.connected.load(Ordering::Relaxed),
         }
     }

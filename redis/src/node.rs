@@ -310,6 +310,8 @@ async fn write_dirty(shared: &Shared, con: &mut MultiplexedConnection) -> Result
         for d in &take {
             local.dirty.remove(d);
         }
+        // Counted while the lock is held, so pending never reads zero in between.
+        shared.count().in_flight.fetch_add(take.len() as u64, Ordering::AcqRel);
         take
     };
     if batch.len() == STATE_BATCH {
@@ -322,9 +324,11 @@ async fn write_dirty(shared: &Shared, con: &mut MultiplexedConnection) -> Result
             let mut local = shared.lock_local();
             local.dirty.insert(item.clone());
             local.dirty.extend(rest.cloned());
+            shared.count().in_flight.store(0, Ordering::Release);
             drop(local);
             return Err(e);
         }
+        shared.count().in_flight.fetch_sub(1, Ordering::AcqRel);
     }
     Ok(())
 }

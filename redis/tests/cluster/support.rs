@@ -322,3 +322,11 @@ pub async fn subscriptions_settled(nodes: &[Node]) {
     // The subscription's reply came back, so the server holds it: nothing to wait for beyond
     // the count.
 }
+
+/// Waits until every node has written its state changes to Redis.
+pub async fn writes_settled(nodes: &[Node]) {
+    eventually(10, "state written", || {
+        nodes.iter().all(|n| n.broker.stats().state_pending == 0)
+    })
+    .await;
+}
