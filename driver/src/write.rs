@@ -216,14 +216,19 @@ mod tests {
         }
     }
 
-    fn transmits(sizes: &[usize]) -> (Vec<Transmit>, Vec<u8>) {
-        let now = std::time::Instant::now();
-        let mut conn = wsengine::Connection::upgraded(
+    /// An open server connection (frames unmasked, so the bytes on the wire are predictable).
+    fn open_server(now: std::time::Instant) -> wsengine::Connection {
+        wsengine::Connection::upgraded(
             wsengine::Role::Server,
             wsengine::Config::default(),
             &wsengine::Negotiated::default(),
             now,
-        );
+        )
+    }
+
+    fn transmits(sizes: &[usize]) -> (Vec<Transmit>, Vec<u8>) {
+        let now = std::time::Instant::now();
+        let mut conn = open_server(now);
         let mut all = Vec::new();
         let mut wire = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
@@ -281,12 +286,7 @@ mod tests {
     #[test]
     fn pings_and_pongs_overtake_data_at_the_next_frame_boundary() {
         let now = std::time::Instant::now();
-        let mut conn = wsengine::Connection::upgraded(
-            wsengine::Role::Server,
-            wsengine::Config::default(),
-            &wsengine::Negotiated::default(),
-            now,
-        );
+        let mut conn = open_server(now);
         let frame = |conn: &mut wsengine::Connection| {
             let t = conn.poll_transmit().unwrap();
             let mut wire = Vec::new();
@@ -328,12 +328,7 @@ mod tests {
     #[test]
     fn pongs_keep_their_order() {
         let now = std::time::Instant::now();
-        let mut conn = wsengine::Connection::upgraded(
-            wsengine::Role::Server,
-            wsengine::Config::default(),
-            &wsengine::Negotiated::default(),
-            now,
-        );
+        let mut conn = open_server(now);
         let mut queue = WriteQueue::default();
         let mut expected_pongs = Vec::new();
         for i in 0..10u8 {
