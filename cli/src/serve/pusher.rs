@@ -3,7 +3,7 @@
 //! sweep that pings idle Pusher clients.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +24,16 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Pusher over the configuration's apps, and the receiving end of its webhook queue.
 pub(crate) fn build(config: &Config) -> (Pusher, WebhookQueue) {
-    let apps = config
+    let pusher = Pusher::new(PusherConfig::new(apps_of(config)));
+    let filters = Arc::new(RwLock::new(Arc::new(filters_of(config))));
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    pusher.set_webhook_sink(QueueSink { sender });
+    (pusher, WebhookQueue { receiver, filters })
+}
+
+/// The configuration's apps as Pusher apps.
+pub(crate) fn apps_of(config: &Config) -> Vec<PusherApp> {
+    config
         .apps
         .iter()
         .map(|app| {
@@ -40,9 +49,12 @@ pub(crate) fn build(config: &Config) -> (Pusher, WebhookQueue) {
             }
             pusher_app
         })
-        .collect();
-    let pusher = Pusher::new(PusherConfig::new(apps));
-    let filters = config
+        .collect()
+}
+
+/// Which events each webhook URL of each app wants.
+fn filters_of(config: &Config) -> Filters {
+    config
         .apps
         .iter()
         .flat_map(|app| {
@@ -51,16 +63,7 @@ pub(crate) fn build(config: &Config) -> (Pusher, WebhookQueue) {
                 (key, (app.secret.clone(), webhook.events.clone()))
             })
         })
-        .collect();
-    let (sender, receiver) = mpsc::channel(QUEUE);
-    pusher.set_webhook_sink(QueueSink { sender });
-    (
-        pusher,
-        WebhookQueue {
-            receiver,
-            filters: Arc::new(filters),
-        },
-    )
+        .collect()
 }
 
 /// Calls [`Pusher::sweep`] every few seconds, forever (the task is aborted at shutdown).
@@ -83,19 +86,36 @@ type Filters = HashMap<(String, String), (String, Vec<WebhookEvent>)>;
 #[derive(Debug)]
 pub(crate) struct WebhookQueue {
     receiver: mpsc::Receiver<Webhook>,
-    filters: Arc<Filters>,
+    filters: Arc<RwLock<Arc<Filters>>>,
 }
 
 impl WebhookQueue {
+    /// A handle that replaces the URLs' event filters when the apps are reloaded.
+    pub(crate) fn reloader(&self) -> WebhookFilters {
+        WebhookFilters(Arc::clone(&self.filters))
+    }
+
     /// Posts webhooks until the queue closes.
     pub(crate) async fn run(mut self) {
         while let Some(webhook) = self.receiver.recv().await {
-            let Some(webhook) = filter(&self.filters, webhook) else {
+            let filters = Arc::clone(&self.filters.read().unwrap_or_else(PoisonError::into_inner));
+            let Some(webhook) = filter(&filters, webhook) else {
                 continue;
             };
             // One at a time per server: webhooks of one app keep their order.
             deliver(webhook).await;
         }
+    }
+}
+
+/// Replaces the webhook queue's filters (on reload).
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookFilters(Arc<RwLock<Arc<Filters>>>);
+
+impl WebhookFilters {
+    /// Uses `config`'s apps' webhook settings from now on.
+    pub(crate) fn set(&self, config: &Config) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(filters_of(config));
     }
 }
 

@@ -1,6 +1,7 @@
 //! What every connection shares: the hub, and the part of the configuration a SIGHUP swaps
 //! (apps, limits, origins) without touching open connections.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -22,7 +23,7 @@ use wsengine_hub::pusher::Pusher;
 use wsengine_redis::{RedisBroker, RedisConfig};
 
 use super::config::{AppConfig, AuthConfig, Config, LimitsConfig, SlowConsumer, UpgradePath};
-use super::pusher::WebhookQueue;
+use super::pusher::{WebhookFilters, WebhookQueue};
 
 /// Shared by every listener and connection.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub(crate) struct Shared {
     /// The app `/ws` and `/tank` clients belong to (fixed at start: channels are keyed by it).
     pub default_app: Arc<str>,
     pub upgrades: UpgradePath,
+    /// Pusher app key -> app id, shared with the authorizer (a reload replaces it).
+    pusher_keys: PusherKeys,
+    /// The webhook queue's per-URL event filters (a reload replaces them).
+    webhook_filters: WebhookFilters,
     live: RwLock<Arc<Live>>,
     draining: AtomicBool,
     pub started: Instant,
@@ -89,8 +94,11 @@ impl Shared {
     /// The hub and the live settings for `config`, and the webhooks Pusher will queue.
     pub(crate) fn new(config: &Config) -> Result<(Arc<Self>, WebhookQueue), String> {
         let default_app: Arc<str> = config.default_app().id.get_ref().as_str().into();
-        let authorizer = ServeAuthorizer::new(config, Arc::clone(&default_app))?;
+        let pusher_keys = PusherKeys::default();
+        pusher_keys.set(config);
+        let authorizer = ServeAuthorizer::new(config, Arc::clone(&default_app), pusher_keys.clone())?;
         let (pusher, webhooks) = super::pusher::build(config);
+        let webhook_filters = webhooks.reloader();
         let mut builder = Hub::builder().config(hub_config(config)?).authorizer(authorizer);
         let redis = if config.broker.starts_with("redis://") {
             let redis_config = RedisConfig::new(config.broker.as_str()).map_err(|e| format!("broker: {e}"))?;
@@ -116,6 +124,8 @@ impl Shared {
             redis,
             default_app,
             upgrades: config.upgrades,
+            pusher_keys,
+            webhook_filters,
             live: RwLock::new(Arc::new(Live::new(config, None))),
             draining: AtomicBool::new(false),
             started: Instant::now(),
@@ -129,11 +139,22 @@ impl Shared {
     }
 
     /// Swaps in a reloaded configuration's apps, limits and origins; returns the keys that
-    /// changed but only take effect at a restart.
+    /// changed but only take effect at a restart. Open connections stay, except Pusher
+    /// connections of an app that is gone (closed with 4001) or now disabled (4003).
     pub(crate) fn reload(&self, config: &Config, running: &Config) -> Vec<&'static str> {
         let old = self.live();
         let next = Arc::new(Live::new(config, Some(&old)));
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = next;
+        if config.apps != running.apps {
+            // Keys first: a client of a new app is then identified with its app by the time
+            // Pusher knows the app.
+            self.pusher_keys.set(config);
+            self.webhook_filters.set(config);
+            let closed = self.pusher.set_apps(super::pusher::apps_of(config));
+            if closed > 0 {
+                tracing::info!(closed, "closed Pusher connections of removed or disabled apps");
+            }
+        }
         restart_only_changes(config, running)
     }
 
@@ -300,7 +321,6 @@ fn restart_only_changes(next: &Config, running: &Config) -> Vec<&'static str> {
         next.default_app().client_events != running.default_app().client_events,
     );
     check("auth", next.auth != running.auth);
-    check("apps (Pusher's apps are fixed at start)", next.apps != running.apps);
     check("heartbeat", next.heartbeat != running.heartbeat);
     check("slow_consumer", next.slow_consumer != running.slow_consumer);
     check("broker", next.broker != running.broker);
@@ -328,17 +348,33 @@ struct ServeAuthorizer {
     inner: Box<dyn Authorizer>,
     app: Arc<str>,
     /// Pusher app key -> app id: Pusher clients sign their channels themselves.
-    pusher_apps: std::collections::HashMap<String, Arc<str>>,
+    pusher_apps: PusherKeys,
 }
 
-impl ServeAuthorizer {
-    fn new(config: &Config, app: Arc<str>) -> Result<Self, String> {
-        let auth: &AuthConfig = &config.auth;
-        let pusher_apps = config
+/// Pusher app key -> app id (the hub app its connections belong to), replaced on reload.
+#[derive(Debug, Clone, Default)]
+struct PusherKeys(Arc<RwLock<Arc<KeyToApp>>>);
+
+type KeyToApp = HashMap<String, Arc<str>>;
+
+impl PusherKeys {
+    fn set(&self, config: &Config) {
+        let keys = config
             .apps
             .iter()
             .map(|app| (app.key.get_ref().clone(), Arc::from(app.id.get_ref().as_str())))
             .collect();
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    fn get(&self) -> Arc<KeyToApp> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl ServeAuthorizer {
+    fn new(config: &Config, app: Arc<str>, pusher_apps: PusherKeys) -> Result<Self, String> {
+        let auth: &AuthConfig = &config.auth;
         let verifier = match (&auth.jwt_secret, &auth.jwt_public_key_file) {
             (Some(secret), _) => Some(JwtVerifier::hs256(secret.as_bytes())),
             (None, Some(file)) => {
@@ -374,7 +410,8 @@ impl ServeAuthorizer {
 impl Authorizer for ServeAuthorizer {
     fn identify(&self, request: &wsengine_hub::auth::UpgradeRequest<'_>) -> Result<Identity, Rejection> {
         if let Some(Route::Pusher { key }) = Route::of(request.path()) {
-            let app = self.pusher_apps.get(&key).unwrap_or(&self.app);
+            let keys = self.pusher_apps.get();
+            let app = keys.get(&key).unwrap_or(&self.app);
             return Ok(Identity::anonymous().with_app(Arc::clone(app)));
         }
         self.inner

@@ -256,7 +256,7 @@ async fn sigterm_drains_with_going_away_closes() {
 }
 
 #[tokio::test]
-async fn sighup_reloads_origins_and_a_bad_file_keeps_the_old_config() {
+async fn sighup_reloads_origins_and_apps_and_a_bad_file_keeps_the_old_config() {
     let path = temp_file("reload.toml", "[log]\nstats_interval = 0\n");
     let server = Server::start(&["--config", path.to_str().unwrap()], &[]);
     let mut open = connect(&server.url("/ws?user_id=stays")).await;
@@ -285,6 +285,56 @@ async fn sighup_reloads_origins_and_a_bad_file_keeps_the_old_config() {
     assert!(allowed.is_ok(), "{allowed:?}");
     send_json(&mut open, json!({"action":"ping","ref":2})).await;
     assert_eq!(recv_type(&mut open, "pong").await["ref"], 2);
+
+    // A good file that adds a Pusher app (the first, default app unchanged): a Pusher client
+    // connects with the new key at once, nothing asks for a restart, the native connection
+    // stays.
+    let unknown = connect(&server.url("/app/added-key?protocol=7")).await;
+    assert_eq!(pusher_close(unknown).await, 4001);
+    std::fs::write(
+        &path,
+        "[[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n\
+         [[apps]]\nid = \"added\"\nkey = \"added-key\"\nsecret = \"added-secret\"\n",
+    )
+    .unwrap();
+    // The reload before (no `[log]` any more) asked for a restart; this one must not.
+    server.wait_for_log("next restart").await;
+    let restarts = server.log().matches("next restart").count();
+    server.signal("HUP");
+    let start = Instant::now();
+    while server.log().matches("configuration reloaded").count() < 2 {
+        assert!(start.elapsed() < WAIT, "no second reload in the log:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut added = connect(&server.url("/app/added-key?protocol=7")).await;
+    let established: serde_json::Value = serde_json::from_str(&recv_text(&mut added).await).unwrap();
+    assert_eq!(established["event"], "pusher:connection_established", "{established}");
+    send_json(
+        &mut added,
+        json!({"event":"pusher:subscribe","data":{"channel":"news"}}),
+    )
+    .await;
+    let subscribed: serde_json::Value = serde_json::from_str(&recv_text(&mut added).await).unwrap();
+    assert_eq!(
+        subscribed["event"], "pusher_internal:subscription_succeeded",
+        "{subscribed}"
+    );
+    send_json(&mut open, json!({"action":"ping","ref":3})).await;
+    assert_eq!(recv_type(&mut open, "pong").await["ref"], 3);
+    let log = server.log();
+    assert_eq!(log.matches("next restart").count(), restarts, "{log}");
+}
+
+/// The close code of a Pusher connection refused in band (after its `pusher:error`).
+async fn pusher_close(mut ws: wsengine_tokio::WebSocket) -> u16 {
+    for _ in 0..10 {
+        match tokio::time::timeout(WAIT, ws.recv()).await.expect("close in time") {
+            Ok(_) => {}
+            Err(Error::Closed(info)) => return info.code.0,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    panic!("no close");
 }
 
 async fn with_origin(url: &str, origin: &str) -> Result<wsengine_tokio::WebSocket, Error> {

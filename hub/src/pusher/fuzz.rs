@@ -33,7 +33,9 @@ fn pusher() -> &'static Pusher {
 pub fn frames(data: &[u8]) {
     let pusher = pusher();
     let connection = ConnectionId(u64::MAX - 1);
-    let _ = pusher.shared.admit(connection, 0);
+    if let Some(app) = pusher.shared.apps().first() {
+        let _ = pusher.shared.admit(connection, app);
+    }
     let codec = pusher.codec();
     let text = String::from_utf8_lossy(data.get(1..).unwrap_or_default());
     let socket_id = pusher.socket_id(connection);

@@ -111,9 +111,11 @@ impl Shared {
             return fail(StatusCode::NOT_FOUND, "not found");
         };
         let (app_id, route) = rest.split_once('/').unwrap_or((rest, ""));
-        let Some((index, app)) = self.app_by_id(app_id) else {
+        let Some(app) = self.app_by_id(app_id) else {
             return fail(StatusCode::NOT_FOUND, "unknown app");
         };
+        // This request's view of the app, even if the apps are replaced meanwhile.
+        let app = &*app;
         let body = request.body();
         if body.len() > self.config.max_body_bytes {
             return fail(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
@@ -151,7 +153,7 @@ impl Shared {
             }
             ["users", user, "terminate_connections"] => {
                 post_only(method)?;
-                self.terminate_user(hub, index, &decode(user));
+                self.terminate_user(hub, &app.id, &decode(user));
                 Ok((StatusCode::OK, json!({})))
             }
             _ => fail(StatusCode::NOT_FOUND, "not found"),

@@ -20,7 +20,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::channel::ChannelKey;
@@ -127,7 +127,8 @@ impl PusherApp {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PusherConfig {
-    /// The apps.
+    /// The apps at start; [`Pusher::set_apps`] replaces them and [`Pusher::apps`] gives the
+    /// current ones.
     pub apps: Vec<PusherApp>,
     /// Seconds of silence after which a client pings (told to clients at connect).
     pub activity_timeout: u32,
@@ -171,13 +172,16 @@ pub struct Pusher {
 impl std::fmt::Debug for Pusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pusher")
-            .field("apps", &self.shared.config.apps.len())
+            .field("apps", &self.shared.apps().len())
             .finish_non_exhaustive()
     }
 }
 
 pub(crate) struct Shared {
     pub(crate) config: PusherConfig,
+    /// The apps now. Connections name their app by id, so a replaced list applies to them at
+    /// their next message. A leaf lock: nothing else is taken while it is held.
+    apps: RwLock<Arc<[Arc<PusherApp>]>>,
     pub(crate) hub: OnceLock<Hub>,
     /// The first half of every socket id this node gives (`<node>.<connection id>`).
     pub(crate) node: u32,
@@ -193,16 +197,17 @@ pub(crate) struct State {
     pub(crate) conns: HashMap<ConnectionId, PusherConn>,
     /// Presence channels: users with their connection count and info.
     pub(crate) presence: HashMap<ChannelKey, BTreeMap<Arc<str>, PresenceUser>>,
-    /// Signed-in users' connections, per app index.
-    pub(crate) users: HashMap<(usize, Arc<str>), Vec<ConnectionId>>,
-    /// Connections per app index.
-    pub(crate) app_connections: HashMap<usize, usize>,
+    /// Signed-in users' connections, per app id.
+    pub(crate) users: HashMap<(Arc<str>, Arc<str>), Vec<ConnectionId>>,
+    /// Connections per app id.
+    pub(crate) app_connections: HashMap<Arc<str>, usize>,
     /// Cache channels' last events.
     pub(crate) cache: HashMap<ChannelKey, Cached>,
 }
 
 pub(crate) struct PusherConn {
-    pub(crate) app: usize,
+    /// The app's id (not its place in the list: a reload may reorder it).
+    pub(crate) app: Arc<str>,
     pub(crate) socket_id: Arc<str>,
     /// Channels joined through Pusher, with the presence user id on presence channels.
     pub(crate) channels: Vec<(ChannelKey, Option<Arc<str>>)>,
@@ -246,9 +251,11 @@ impl Pusher {
     /// Pusher over `config`'s apps.
     pub fn new(config: PusherConfig) -> Self {
         let node = session::random_u32() % 1_000_000_000;
+        let apps = config.apps.iter().cloned().map(Arc::new).collect();
         Self {
             shared: Arc::new(Shared {
                 config,
+                apps: RwLock::new(apps),
                 hub: OnceLock::new(),
                 node,
                 state: Mutex::new(State::default()),
@@ -275,9 +282,26 @@ impl Pusher {
         let _ = self.shared.webhooks.set(Arc::new(sink));
     }
 
-    /// The settings.
+    /// The settings (their `apps` are those at start: see [`apps`](Self::apps)).
     pub fn config(&self) -> &PusherConfig {
         &self.shared.config
+    }
+
+    /// The apps now.
+    pub fn apps(&self) -> Vec<PusherApp> {
+        self.shared.apps().iter().map(|app| PusherApp::clone(app)).collect()
+    }
+
+    /// Replaces the apps, keeping open connections. Apps are matched by id: a new key or secret
+    /// applies to new connections and HTTP API requests at once; open connections of an app
+    /// that is still there keep their channels, and its other settings (client events, sizes,
+    /// user authentication, webhooks, sign-in timeout) apply to their next message; a client
+    /// event rate applies to new connections. Connections of an app that is gone are closed
+    /// with 4001, of one now disabled with 4003 (each after a `pusher:error` with that code,
+    /// sent on a best-effort basis: a close drops what is still queued). Returns how many were
+    /// closed.
+    pub fn set_apps(&self, apps: Vec<PusherApp>) -> usize {
+        self.shared.set_apps(apps)
     }
 
     /// Whether `path` is a Pusher WebSocket path (`/app/<key>`).
@@ -332,12 +356,40 @@ impl Shared {
         id.parse().ok().map(ConnectionId)
     }
 
-    pub(crate) fn app_by_key(&self, key: &str) -> Option<(usize, &PusherApp)> {
-        self.config.apps.iter().enumerate().find(|(_, app)| app.key == key)
+    pub(crate) fn apps(&self) -> Arc<[Arc<PusherApp>]> {
+        // Plain data: a panic elsewhere leaves it usable.
+        Arc::clone(&self.apps.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub(crate) fn app_by_id(&self, id: &str) -> Option<(usize, &PusherApp)> {
-        self.config.apps.iter().enumerate().find(|(_, app)| app.id == id)
+    pub(crate) fn app_by_key(&self, key: &str) -> Option<Arc<PusherApp>> {
+        self.apps().iter().find(|app| app.key == key).cloned()
+    }
+
+    pub(crate) fn app_by_id(&self, id: &str) -> Option<Arc<PusherApp>> {
+        self.apps().iter().find(|app| app.id == id).cloned()
+    }
+
+    fn set_apps(&self, apps: Vec<PusherApp>) -> usize {
+        let apps: Arc<[Arc<PusherApp>]> = apps.into_iter().map(Arc::new).collect();
+        *self.apps.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&apps);
+        let Some(hub) = self.hub.get() else {
+            return 0;
+        };
+        let close: Vec<(ConnectionId, u16, &str)> = self
+            .state()
+            .conns
+            .iter()
+            .filter_map(|(id, conn)| match apps.iter().find(|app| *app.id == *conn.app) {
+                None => Some((*id, 4001, "App no longer exists")),
+                Some(app) if !app.enabled => Some((*id, 4003, "App disabled")),
+                Some(_) => None,
+            })
+            .collect();
+        for (id, code, reason) in &close {
+            hub.send(*id, wsengine::Message::from(wire::error(Some(*code), reason)));
+            hub.close_connection(*id, wsengine::CloseCode(*code), reason);
+        }
+        close.len()
     }
 }
 

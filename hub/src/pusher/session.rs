@@ -11,7 +11,7 @@ use wsengine::{CloseCode, Message};
 use super::names::{ChannelType, is_valid_channel, user_channel};
 use super::sign::{channel_string, check_auth, user_string};
 use super::webhook::WebhookEvent;
-use super::{PresenceUser, PusherConn, Shared, State, wire};
+use super::{PresenceUser, PusherApp, PusherConn, Shared, State, wire};
 use crate::channel::ChannelKey;
 use crate::codec::{Data, Opening, Publication};
 use crate::conn::ConnectionId;
@@ -95,7 +95,7 @@ impl Shared {
             return refuse(4001, "No app key");
         };
         let key = request.path().strip_prefix("/app/").unwrap_or_default();
-        let Some((index, app)) = self.app_by_key(key) else {
+        let Some(app) = self.app_by_key(key) else {
             return refuse(4001, &format!("App key {key} not in this cluster"));
         };
         if !app.enabled {
@@ -109,17 +109,15 @@ impl Shared {
             }
             Some(Ok(_)) => {}
         }
-        self.admit(connection, index)
+        self.admit(connection, &app)
     }
 
-    /// Registers a connection of app `index` (its key and protocol already checked).
-    pub(crate) fn admit(&self, connection: ConnectionId, index: usize) -> Opening {
-        let Some(app) = self.config.apps.get(index) else {
-            return refuse(4001, "No such app");
-        };
+    /// Registers a connection of `app` (its key and protocol already checked).
+    pub(crate) fn admit(&self, connection: ConnectionId, app: &PusherApp) -> Opening {
+        let id: Arc<str> = app.id.as_str().into();
         let socket_id: Arc<str> = self.socket_id(connection).into();
         let mut state = self.state();
-        let count = state.app_connections.entry(index).or_default();
+        let count = state.app_connections.entry(Arc::clone(&id)).or_default();
         if app.max_connections.is_some_and(|max| *count >= max) {
             return refuse(4100, "Over capacity");
         }
@@ -128,7 +126,7 @@ impl Shared {
         state.conns.insert(
             connection,
             PusherConn {
-                app: index,
+                app: id,
                 socket_id: Arc::clone(&socket_id),
                 channels: Vec::new(),
                 user: None,
@@ -208,10 +206,10 @@ impl Shared {
         let Some(conn) = state.conns.get(&connection) else {
             return;
         };
-        let index = conn.app;
+        let index = Arc::clone(&conn.app);
         let socket_id = Arc::clone(&conn.socket_id);
         let signed_in = conn.user.clone();
-        let Some(app) = self.config.apps.get(index) else {
+        let Some(app) = self.app_by_id(&index) else {
             return;
         };
         if name.starts_with('#') {
@@ -331,7 +329,7 @@ impl Shared {
             }
         }
         drop(state);
-        self.webhook(index, &hooks);
+        self.webhook(&index, &hooks);
     }
 
     fn unsubscribe(&self, hub: &Hub, connection: ConnectionId, name: &str) {
@@ -339,7 +337,7 @@ impl Shared {
         let Some(conn) = state.conns.get_mut(&connection) else {
             return;
         };
-        let index = conn.app;
+        let index = Arc::clone(&conn.app);
         let Some(position) = conn.channels.iter().position(|(k, _)| k.name() == name) else {
             return;
         };
@@ -348,7 +346,7 @@ impl Shared {
         let mut hooks = Vec::new();
         leave(&mut state, hub, &key, user.as_deref(), &mut hooks);
         drop(state);
-        self.webhook(index, &hooks);
+        self.webhook(&index, &hooks);
     }
 
     /// A connection left the hub (its hub subscriptions are gone already).
@@ -361,7 +359,7 @@ impl Shared {
             *count = count.saturating_sub(1);
         }
         if let Some(user) = &conn.user {
-            let id = (conn.app, Arc::clone(user));
+            let id = (Arc::clone(&conn.app), Arc::clone(user));
             if let Some(list) = state.users.get_mut(&id) {
                 list.retain(|c| *c != connection);
                 if list.is_empty() {
@@ -376,7 +374,7 @@ impl Shared {
             }
         }
         drop(state);
-        self.webhook(conn.app, &hooks);
+        self.webhook(&conn.app, &hooks);
     }
 
     fn client_event(&self, hub: &Hub, connection: ConnectionId, event: &str, channel: Option<&str>, data: Data) {
@@ -384,8 +382,8 @@ impl Shared {
         let Some(conn) = state.conns.get_mut(&connection) else {
             return;
         };
-        let index = conn.app;
-        let Some(app) = self.config.apps.get(index) else {
+        let index = Arc::clone(&conn.app);
+        let Some(app) = self.app_by_id(&index) else {
             return;
         };
         let name = channel.unwrap_or_default();
@@ -450,7 +448,7 @@ impl Shared {
             from: user,
         };
         hub.publish_with(publication, &Except::Connection(connection));
-        self.webhook(index, &[hook]);
+        self.webhook(&index, &[hook]);
     }
 
     fn signin(&self, hub: &Hub, connection: ConnectionId, data: &SigninData) {
@@ -458,8 +456,8 @@ impl Shared {
         let Some(conn) = state.conns.get(&connection) else {
             return;
         };
-        let index = conn.app;
-        let Some(app) = self.config.apps.get(index) else {
+        let index = Arc::clone(&conn.app);
+        let Some(app) = self.app_by_id(&index) else {
             return;
         };
         if !app.user_authentication {
@@ -491,7 +489,7 @@ impl Shared {
             .get_mut(&connection)
             .and_then(|c| c.user.replace(Arc::clone(&user)));
         if let Some(previous) = previous {
-            if let Some(list) = state.users.get_mut(&(index, previous)) {
+            if let Some(list) = state.users.get_mut(&(Arc::clone(&index), previous)) {
                 list.retain(|c| *c != connection);
             }
         }
@@ -500,12 +498,12 @@ impl Shared {
         self.send(hub, connection, wire::signin_success(&data.user_data));
     }
 
-    /// Closes every connection of a signed-in user of app `index`; how many.
-    pub(crate) fn terminate_user(&self, hub: &Hub, index: usize, user: &str) -> usize {
+    /// Closes every connection of a signed-in user of app `app`; how many.
+    pub(crate) fn terminate_user(&self, hub: &Hub, app: &str, user: &str) -> usize {
         let conns = self
             .state()
             .users
-            .get(&(index, Arc::from(user)))
+            .get(&(Arc::from(app), Arc::from(user)))
             .cloned()
             .unwrap_or_default();
         for connection in &conns {
@@ -522,9 +520,13 @@ impl Shared {
         let activity = std::time::Duration::from_secs(u64::from(self.config.activity_timeout));
         let mut ping = Vec::new();
         let mut close = Vec::new();
+        let apps = self.apps();
         let mut state = self.state();
         for (id, conn) in &mut state.conns {
-            let signin = self.config.apps.get(conn.app).and_then(|app| app.signin_timeout);
+            let signin = apps
+                .iter()
+                .find(|app| *app.id == *conn.app)
+                .and_then(|app| app.signin_timeout);
             if signin.is_some_and(|t| conn.user.is_none() && now.saturating_duration_since(conn.opened) >= t) {
                 close.push((*id, 4009, "Connection not authorized within timeout"));
                 sweep.not_signed_in += 1;

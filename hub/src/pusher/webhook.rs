@@ -89,8 +89,8 @@ struct Body<'a> {
 
 impl Shared {
     /// Sends `events` of app `app` to its webhook URLs, if it has any and a sink is set.
-    pub(crate) fn webhook(&self, app: usize, events: &[WebhookEvent]) {
-        let (Some(sink), Some(app)) = (self.webhooks.get(), self.config.apps.get(app)) else {
+    pub(crate) fn webhook(&self, app: &str, events: &[WebhookEvent]) {
+        let (Some(sink), Some(app)) = (self.webhooks.get(), self.app_by_id(app)) else {
             return;
         };
         if events.is_empty() || app.webhook_urls.is_empty() {

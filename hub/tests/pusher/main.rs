@@ -6,6 +6,7 @@
 mod api;
 mod interop;
 mod mixed;
+mod reload;
 mod robust;
 mod support;
 mod wire;
