@@ -21,7 +21,7 @@ use wsengine_tokio::{CloseCause, CloseCode, CloseInfo, Error, Incoming, Message}
 use crate::metrics::Counters;
 
 /// Close code for "the backend failed" (RFC 6455 registry: 1014 Bad Gateway).
-pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
+pub const BAD_GATEWAY: CloseCode = CloseCode::BAD_GATEWAY;
 
 /// How many items one direction relays in a row.
 const BUDGET: usize = 64;
@@ -162,8 +162,8 @@ fn pass_through(info: &CloseInfo) -> (CloseCode, String) {
     (info.code, info.reason.clone())
 }
 
-/// Closes `leg` with `code` (1014 and other registered codes the engine refuses to send fall
-/// back to 1011, internal error) and waits for the close handshake.
+/// Closes `leg` with `code` and waits for the close handshake. A code the engine refuses to
+/// send (none that a peer can send us; a safety net) falls back to 1011, internal error.
 async fn finish<S>(leg: &mut Leg<S>, code: CloseCode, reason: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

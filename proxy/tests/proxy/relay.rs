@@ -132,11 +132,7 @@ async fn backend_killed_mid_stream_closes_the_client_with_bad_gateway() {
     match ws.recv().await {
         Err(Error::Closed(info)) => {
             assert_eq!(info.cause, CloseCause::RemoteClose);
-            // 1014 (bad gateway) is what the proxy asks for; the engine only sends the codes
-            // its peers accept, so it arrives as 1011 naming 1014 until the engine allows it.
-            let bad_gateway = info.code == CloseCode(1014)
-                || (info.code == CloseCode::INTERNAL_ERROR && info.reason.contains("(1014)"));
-            assert!(bad_gateway, "{info:?}");
+            assert_eq!(info.code, CloseCode::BAD_GATEWAY, "{info:?}");
             assert!(info.reason.starts_with("backend went away"), "{info:?}");
         }
         other => panic!("expected a close, got {other:?}"),
