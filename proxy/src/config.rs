@@ -399,11 +399,19 @@ impl Config {
     }
 }
 
-/// Builds an error at byte `at`, naming `key` (or the key written on that line).
-fn invalid(text: &str, origin: &str, at: usize, key: Option<&str>, message: String) -> ConfigError {
+/// Where byte `at` of a TOML `text` is, for an error message: its line (from 1) and the key
+/// assigned or table opened on that line (`?` when there is none). Shared with `wsengine
+/// serve`'s configuration.
+pub fn locate(text: &str, at: usize) -> (usize, String) {
     let at = at.min(text.len());
     let line = text.as_bytes().iter().take(at).filter(|&&b| b == b'\n').count() + 1;
-    let key = key.map(str::to_owned).unwrap_or_else(|| key_on_line(text, line));
+    (line, key_on_line(text, line))
+}
+
+/// Builds an error at byte `at`, naming `key` (or the key written on that line).
+fn invalid(text: &str, origin: &str, at: usize, key: Option<&str>, message: String) -> ConfigError {
+    let (line, on_line) = locate(text, at);
+    let key = key.map_or(on_line, str::to_owned);
     ConfigError::Invalid {
         origin: origin.to_owned(),
         line,

@@ -38,7 +38,7 @@ pub mod relay;
 mod route;
 mod server;
 mod state;
-mod tls;
+pub mod tls;
 mod upgrade;
 
 pub use balance::{Backend, Pool};

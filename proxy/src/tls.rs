@@ -1,4 +1,5 @@
-//! The TLS listener's certificate and key (PEM files), for rustls.
+//! TLS from PEM files with rustls: a listener's acceptor (also used by `wsengine serve`) and a
+//! client configuration for `wss://` backends.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 /// Builds an acceptor from PEM files, offering HTTP/1.1 (what WebSocket upgrades need).
-pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|iter| iter.collect::<Result<_, _>>())
         .map_err(|e| format!("{}: {e}", cert.display()))?;

@@ -16,7 +16,6 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 use tracing::Instrument;
 use wsengine_tokio::{TokioIo, TokioTimer};
 
@@ -62,23 +61,9 @@ pub(crate) async fn run_listener(shared: Arc<Shared>, listener: TcpListener, tls
     }
 }
 
-/// A TLS acceptor from PEM files, offering HTTP/1.1.
+/// A TLS acceptor from PEM files, offering HTTP/1.1 (the proxy's).
 pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|iter| iter.collect::<Result<_, _>>())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    wsengine_proxy::tls::acceptor(cert, key)
 }
 
 async fn connection<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)

@@ -513,29 +513,13 @@ fn in_process() -> String {
 
 /// Builds an error at byte `at`, naming `key` (or the key written on that line).
 fn invalid(text: &str, origin: &str, at: usize, key: Option<&str>, message: String) -> ConfigError {
-    let at = at.min(text.len());
-    let line = text.as_bytes().iter().take(at).filter(|&&b| b == b'\n').count() + 1;
-    let key = key.map(str::to_owned).unwrap_or_else(|| key_on_line(text, line));
+    let (line, on_line) = wsengine_proxy::config::locate(text, at);
+    let key = key.map_or(on_line, str::to_owned);
     ConfigError::Invalid {
         origin: origin.to_owned(),
         line,
         key,
         message: message.trim().to_owned(),
-    }
-}
-
-/// The key assigned on `line` (`a = ...`), or the table header (`[a]`, `[[a]]`), or `?`.
-fn key_on_line(text: &str, line: usize) -> String {
-    let Some(source) = text.lines().nth(line.saturating_sub(1)) else {
-        return "?".into();
-    };
-    let source = source.trim();
-    if let Some(table) = source.strip_prefix('[') {
-        return table.trim_matches(|c| c == '[' || c == ']' || c == ' ').to_owned();
-    }
-    match source.split_once('=') {
-        Some((key, _)) if !key.trim().is_empty() => key.trim().trim_matches('"').to_owned(),
-        _ => "?".into(),
     }
 }
 
