@@ -94,7 +94,11 @@ impl Args {
 
     /// Ends the program: `message` and the usage line on stderr, exit status 2.
     pub(crate) fn fail(&self, message: impl Display) -> ! {
-        eprintln!("{}: {message}\nusage: {}", self.name, format!("{} {}", self.name, self.usage).trim_end());
+        eprintln!(
+            "{}: {message}\nusage: {}",
+            self.name,
+            format!("{} {}", self.name, self.usage).trim_end()
+        );
         std::process::exit(2)
     }
 
