@@ -18,7 +18,11 @@ use wsengine::{
 
 use crate::{ConnectOptions, Error, Incoming, Timer, TrySendError, WebSocket};
 
+mod deflate;
+mod examples;
 mod liveness;
+pub use deflate::*;
+pub use examples::{autobahn_client, check_echo};
 pub use liveness::*;
 
 /// What a runtime provides to run the suite.
@@ -809,149 +813,4 @@ pub async fn connect_failures_are_errors<H: Harness>() {
         .map(|_| ())
         .unwrap_err();
     assert!(matches!(error, Error::Handshake(HandshakeError::Timeout)), "{error:?}");
-}
-
-pub async fn deflate_negotiated_end_to_end<H: Harness>() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let mut config = quick_config();
-    config.deflate = Some(wsengine::DeflateConfig::default());
-    let (listener, port) = H::listen().await;
-    let server_config = config.clone();
-    let wire = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&wire);
-    H::spawn(async move {
-        let stream = Counting {
-            inner: H::accept(&listener).await,
-            read: counted,
-        };
-        let ws = crate::accept::<_, H::Timer>(stream, server_config).await.unwrap();
-        echo(ws).await;
-    });
-    within::<H, _>(20, "deflate", async {
-        let request = ClientRequest::new(format!("ws://127.0.0.1:{port}/").as_str()).unwrap();
-        let (mut ws, response) = H::connect(request, ConnectOptions::new(config)).await.unwrap();
-        assert!(response.negotiated().deflate().is_some(), "permessage-deflate agreed");
-        let text = "compressible ".repeat(10_000);
-        ws.send(text.as_str()).await.unwrap();
-        assert_eq!(ws.recv().await.unwrap(), Message::from(text.as_str()));
-        // The 130 000-byte message crossed the wire compressed (request head included).
-        let read = wire.load(Ordering::Relaxed);
-        assert!(read < 4_000, "the server read {read} bytes for a 130 000-byte message");
-        ws.close(CloseCode::NORMAL, "").await.unwrap();
-    })
-    .await;
-}
-
-/// A stream that counts the bytes read through it.
-struct Counting<S> {
-    inner: S,
-    read: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = result {
-            self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-// ----- Helpers for the examples -----
-
-/// Sends text and binary messages from 1 byte to 1 MiB and checks each echo; with
-/// `require_deflate`, also that permessage-deflate was agreed.
-pub async fn check_echo<S, T>(
-    ws: &mut WebSocket<S, T>,
-    response: &Response,
-    require_deflate: bool,
-) -> Result<usize, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Timer,
-{
-    if require_deflate && response.negotiated().deflate().is_none() {
-        return Err("permessage-deflate was not negotiated".into());
-    }
-    let mut checked = 0;
-    for size in [1usize, 125, 126, 1000, 65_535, 65_536, 300_000, 1 << 20] {
-        let text: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-        let binary: Vec<u8> = (0..size).map(|i| (i * 7 % 256) as u8).collect();
-        for message in [Message::from(text), Message::from(binary)] {
-            ws.send(message.clone()).await.map_err(|e| e.to_string())?;
-            let echo = ws.recv().await.map_err(|e| e.to_string())?;
-            if echo != message {
-                return Err(format!("echo of a {size}-byte {:?} message differs", message.kind()));
-            }
-            checked += 1;
-        }
-    }
-    ws.close(CloseCode::NORMAL, "").await.map_err(|e| e.to_string())?;
-    Ok(checked)
-}
-
-/// Runs the Autobahn|Testsuite fuzzingserver protocol as a client: reads the case count, echoes
-/// every case, then asks for the reports. `connect` opens one URL.
-pub async fn autobahn_client<S, T, F, Fut>(base: &str, agent: &str, connect: F) -> Result<u32, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Timer,
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<(WebSocket<S, T>, Response), Error>>,
-{
-    let base = base.trim_end_matches('/');
-    let (mut ws, _) = connect(format!("{base}/getCaseCount")).await?;
-    let count: u32 = match ws.recv().await? {
-        Message::Text(text) => text
-            .as_str()
-            .trim()
-            .parse()
-            .map_err(|_| Error::Connect(format!("bad case count {text:?}")))?,
-        Message::Binary(_) => return Err(Error::Connect("binary case count".into())),
-    };
-    let _ = ws.close(CloseCode::NORMAL, "").await;
-    for case in 1..=count {
-        let (ws, _) = connect(format!("{base}/runCase?case={case}&agent={agent}")).await?;
-        echo(ws).await;
-    }
-    let (mut ws, _) = connect(format!("{base}/updateReports?agent={agent}")).await?;
-    let _ = ws.close(CloseCode::NORMAL, "").await;
-    Ok(count)
 }

@@ -278,44 +278,6 @@ impl Connection {
         }
     }
 
-    /// The driver stopped (`true`) or resumed (`false`) reading from the transport: the peer is
-    /// not taking what we send, or the application has not taken the messages already read.
-    ///
-    /// While reading is paused the pong deadline stands still, because a pong the peer sent
-    /// cannot be seen until we read again: a slow but live peer must not be reported dead. The
-    /// heartbeat ping itself keeps going out (it jumps queued data). Calling it twice with the
-    /// same value does nothing.
-    pub fn set_reading_paused(&mut self, now: Instant, paused: bool) {
-        if paused == self.reading_paused {
-            return;
-        }
-        self.reading_paused = paused;
-        if paused {
-            if let Some(at) = self.timers.get(Timer::PongDeadline) {
-                self.timers.stop(Timer::PongDeadline);
-                self.pong_left = Some(at.saturating_duration_since(now));
-            }
-        } else if let Some(left) = self.pong_left.take() {
-            self.timers.set(Timer::PongDeadline, now + left);
-        }
-    }
-
-    /// The transport took bytes that had been waiting for it: the peer is reading what we send.
-    ///
-    /// A peer that reads slowly sees our heartbeat ping only after the data queued before it
-    /// (in our buffers and the kernel's), so its pong comes late through no fault of its own.
-    /// While a pong is awaited, progress on a backed-up transport counts as a sign of life and
-    /// restarts the pong deadline; a dead peer stops taking bytes and is found `pong_timeout`
-    /// after the last it took. A driver calls this only when a write made progress on a
-    /// transport that had made it wait.
-    pub fn handle_write_progress(&mut self, now: Instant) {
-        if self.timers.get(Timer::PongDeadline).is_some() {
-            self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
-        } else if self.pong_left.is_some() {
-            self.pong_left = Some(self.config.pong_timeout);
-        }
-    }
-
     /// Runs every timer that is due at `now`. Calling it early, or twice, does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in Timer::ALL {
