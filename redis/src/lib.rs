@@ -1,6 +1,6 @@
 //! Several wsengine hubs behaving as one, over Redis 7.
 //!
-//! [`RedisBroker`] is the hub's [`Broker`](wsengine_hub::Broker) for a cluster of nodes that
+//! [`RedisBroker`] is the hub's [`Broker`] for a cluster of nodes that
 //! share one Redis server:
 //!
 //! - Publications go through sharded pub/sub (`SPUBLISH`): each node holds one Redis
