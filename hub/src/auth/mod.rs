@@ -316,7 +316,8 @@ pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>
         .next()
 }
 
-fn percent_decode(s: &str) -> Cow<'_, str> {
+/// Percent-decodes a query component (`+` is a space); invalid escapes stay as they are.
+pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
     }
