@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
 use wsengine_hub::auth::origin::OriginPolicy;
-use wsengine_proxy::config::parse_duration;
+use wsengine_proxy::config::duration;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -568,19 +568,6 @@ fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> 
     let text = String::deserialize(d)?;
     text.parse()
         .map_err(|e| de::Error::custom(format!("{text:?} is not an address like 127.0.0.1:6001 ({e})")))
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Seconds(u64),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Text(text) => parse_duration(&text).map_err(de::Error::custom),
-        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-    }
 }
 
 fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
