@@ -217,7 +217,7 @@ impl JwtVerifier {
 
     /// Finds the token in a handshake: bearer header, then query parameter, then cookie.
     pub fn token_from<'a>(&self, query: Option<&'a str>, headers: &'a HeaderMap) -> Option<Cow<'a, str>> {
-        if let Some(token) = bearer(headers) {
+        if let Some(token) = super::bearer(headers) {
             return Some(Cow::Borrowed(token));
         }
         if let (Some(name), Some(query)) = (&self.query_param, query) {
@@ -226,7 +226,7 @@ impl JwtVerifier {
             }
         }
         let name = self.cookie.as_deref()?;
-        cookie_value(headers, name).map(Cow::Borrowed)
+        super::cookie(headers, name).map(Cow::Borrowed)
     }
 
     /// Finds and verifies the token of a handshake at time `now`.
@@ -306,63 +306,10 @@ fn map_error(error: jsonwebtoken::errors::Error) -> JwtError {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The first `name=value` of a query string, percent-decoded (a malformed escape is kept as is).
+/// The first `name=value` of a query string, percent-decoded (a malformed escape is kept as
+/// is); an empty value, or one that is not UTF-8 once decoded, is no token.
 fn query_value<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    let raw = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)?
-        .1;
-    if !raw.contains(['%', '+']) {
-        return (!raw.is_empty()).then_some(Cow::Borrowed(raw));
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |at: usize| bytes.get(at).and_then(|c| char::from(*c).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let decoded = String::from_utf8(out).ok()?;
-    (!decoded.is_empty()).then_some(Cow::Owned(decoded))
-}
-
-/// A cookie's value (RFC 6265 section 4.2.1: `name=value; name2=value2`, value maybe quoted).
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| {
-            value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value)
-        })
-        .filter(|value| !value.is_empty())
+    super::query_param(query, name).filter(|value| !value.is_empty() && !value.contains('\u{FFFD}'))
 }
 
 /// An RSAPublicKey (PKCS#1) is a DER SEQUENCE whose first INTEGER is the modulus; an

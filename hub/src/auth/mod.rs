@@ -154,24 +154,14 @@ impl<'a> UpgradeRequest<'a> {
         self.request.headers().get(name)?.to_str().ok()
     }
 
-    /// A cookie's value.
+    /// A cookie's value (quotes around it removed).
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
-        self.request
-            .headers()
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value)
+        cookie(self.request.headers(), name)
     }
 
     /// The token of an `Authorization: Bearer …` header.
     pub fn bearer_token(&self) -> Option<&'a str> {
-        let value = self.header("authorization")?;
-        let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        bearer(self.request.headers())
     }
 
     /// The `Origin` header.
@@ -303,6 +293,33 @@ pub fn generate_user_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     format!("u-{:x}-{n}", seed & 0xffff_ffff)
+}
+
+/// The token of an `Authorization: Bearer …` header (none when empty).
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A cookie's value (RFC 6265 section 4.2.1: `name=value; name2=value2`, the value maybe
+/// quoted); none when empty.
+pub(crate) fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| {
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value)
+        })
+        .filter(|value| !value.is_empty())
 }
 
 /// The first query parameter `name` of `query`, percent-decoded (`+` is a space).
