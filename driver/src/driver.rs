@@ -384,8 +384,12 @@ where
             // side (a driving side reads only when nothing is waiting).
             let over_limit = self.out.len() > self.write_limit;
             let backlogged = role == Role::Driver && !self.receiver_gone && !self.backlog.is_empty();
-            self.conn.set_reading_paused(T::now(), over_limit || backlogged);
-            if over_limit || backlogged {
+            let paused = over_limit || backlogged;
+            if paused != self.conn.is_reading_paused() {
+                // Only a change reads the clock: this runs before every read.
+                self.conn.set_reading_paused(T::now(), paused);
+            }
+            if paused {
                 // The write above registered for writability; the receiving side wakes us.
                 return Poll::Pending;
             }

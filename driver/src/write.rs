@@ -65,7 +65,7 @@ impl WriteQueue {
         self.len += transmit.len();
         if transmit.header().is_empty() {
             self.in_order = true;
-        } else if !self.in_order && is_ping_or_pong(transmit) {
+        } else if !self.in_order && transmit.can_overtake_data() {
             // Every ping and pong goes here (not only those behind data), so they keep their
             // own order: pongs answer pings in the order they came (§5.5.3).
             self.control.extend_from_slice(transmit.header());
@@ -166,14 +166,6 @@ impl WriteQueue {
             self.in_order = false;
         }
     }
-}
-
-/// Pings and pongs may overtake data; a close frame never does (it is the last frame).
-fn is_ping_or_pong(transmit: &Transmit) -> bool {
-    transmit
-        .header()
-        .first()
-        .is_some_and(|byte| matches!(byte & 0x0f, 0x9 | 0xa))
 }
 
 #[cfg(test)]

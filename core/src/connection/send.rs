@@ -41,6 +41,16 @@ impl Transmit {
         self.len() == 0
     }
 
+    /// Whether this is a ping or a pong, which may go out between the frames of data already
+    /// queued (§5.4: control frames may be injected in the middle of a fragmented message). A
+    /// close frame may not: it is the last frame. A driver with its own queue uses this to let
+    /// heartbeats and replies overtake queued data at the next frame boundary.
+    pub fn can_overtake_data(&self) -> bool {
+        self.header()
+            .first()
+            .is_some_and(|b| matches!(OpCode::from_bits(b & 0x0F), OpCode::PING | OpCode::PONG))
+    }
+
     /// Appends header and payload to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.header());

@@ -59,6 +59,11 @@ impl Timers {
 /// Inputs about the transport that move the pong deadline (the timer table's other inputs are
 /// in `mod.rs`).
 impl Connection {
+    /// Whether the driver said it is not reading (see [`set_reading_paused`](Self::set_reading_paused)).
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused
+    }
+
     /// The driver stopped (`true`) or resumed (`false`) reading from the transport: the peer is
     /// not taking what we send, or the application has not taken the messages already read.
     ///
