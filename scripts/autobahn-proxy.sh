@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The testee of `scripts/autobahn.sh proxy`: `wsengine proxy` on ADDR in front of an echo
-# server on 127.0.0.1:$AUTOBAHN_BACKEND_PORT (default 9011). Both end with this script.
+# server on 127.0.0.1:$AUTOBAHN_BACKEND_PORT (autobahn.sh sets it to the suite's port + 1000).
+# Both end with this script.
 #
 #   scripts/autobahn-proxy.sh ADDR PROXY_BIN ECHO_BIN
 set -euo pipefail
 addr="$1" proxy_bin="$2" echo_bin="$3"
-backend="127.0.0.1:${AUTOBAHN_BACKEND_PORT:-9011}"
+backend="127.0.0.1:${AUTOBAHN_BACKEND_PORT:-10001}"
 dir="$(mktemp -d)"
 pids=()
 stop() {

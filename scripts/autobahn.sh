@@ -155,6 +155,9 @@ case "$mode" in
     if [ -n "$update" ]; then echo "autobahn: proxy mode checks against server-tokio.json; update that mode" >&2; exit 2; fi
     echo_bin="$(build_example wsengine-tokio tokio_echo_server)"
     cargo build --release -p wsengine-cli >&2
+    # The echo server behind the proxy needs a port of its own: the suite's port plus 1000
+    # (a lane on 9011 would otherwise put the proxy and its backend on the same port).
+    export AUTOBAHN_BACKEND_PORT="${AUTOBAHN_BACKEND_PORT:-$(( ${AUTOBAHN_PORT:-9001} + 1000 ))}"
     run_fuzzingclient wsengine-proxy "$expected/server-tokio.json" "$patterns" \
       "$here/autobahn-proxy.sh" "$root/target/release/wsengine" "$echo_bin"
     ;;
