@@ -88,7 +88,10 @@ pub mod utf8;
 
 pub use bytes::Bytes;
 pub use config::Config;
-pub use connection::{CloseCause, CloseInfo, Connection, Event, Fragment, Initiator, PreparedMessage, Role, Transmit};
+pub use connection::{
+    CloseCause, CloseInfo, Connection, Event, Fragment, Initiator, PreparedMessage, Role, Transmit,
+    release_thread_spares,
+};
 #[cfg(feature = "deflate")]
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ApiMisuse, ProtocolError};

@@ -6,14 +6,15 @@ mod events;
 mod prepared;
 mod receive;
 mod send;
+mod spare;
 mod state;
 mod timers;
 
 pub use events::{CloseCause, CloseInfo, Event, Fragment, Initiator, Role};
 pub use prepared::PreparedMessage;
 pub use send::Transmit;
+pub use spare::release_thread_spares;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +32,7 @@ use crate::utf8::Utf8Validator;
 use codec::Compressor;
 use receive::{Received, Receiver};
 use send::Outbox;
+use spare::SpareQueue;
 use state::{Input, State};
 use timers::{Timer, Timers};
 
@@ -94,7 +96,7 @@ pub struct Connection {
     sending: Option<Sending>,
     /// Set once permessage-deflate is agreed.
     compressor: Option<Box<Compressor>>,
-    events: VecDeque<Event>,
+    events: SpareQueue<Event>,
     /// A violation found while reading, acted on once the events before it are drained, so the
     /// application can still answer messages that arrived ahead of it (§7.1.7 lets an endpoint
     /// finish what it was doing before failing the connection). No input is read meanwhile.
@@ -176,7 +178,7 @@ impl Connection {
             outbox: Outbox::default(),
             sending: None,
             compressor: None,
-            events: VecDeque::new(),
+            events: SpareQueue::default(),
             pending_failure: None,
             timers: Timers::default(),
             reading_paused: false,
@@ -473,11 +475,9 @@ impl Connection {
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // A drained queue gives its buffer to the thread (see `spare`), so an idle connection
+        // holds none.
         if let Some(event) = self.events.pop_front() {
-            if self.events.is_empty() && self.events.capacity() > 4 {
-                // A burst is over: give its queue back, so an idle connection stays small.
-                self.events = VecDeque::new();
-            }
             return Some(event);
         }
         let error = self.pending_failure.take()?;

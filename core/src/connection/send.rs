@@ -1,10 +1,9 @@
 //! Framing outgoing messages and queueing them for the transport.
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 use super::Role;
+use super::spare::SpareQueue;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 use crate::rng::Rng;
 
@@ -82,9 +81,9 @@ pub(crate) struct Outbox {
     head: Option<Bytes>,
     /// Pings and pongs: they may go between the frames of a fragmented message (§5.4), so
     /// they overtake queued data to keep heartbeats and replies timely.
-    control: VecDeque<Transmit>,
+    control: SpareQueue<Transmit>,
     /// Data frames, then at most one close frame, which is last of all.
-    data: VecDeque<Transmit>,
+    data: SpareQueue<Transmit>,
     /// Unsent pongs in `control`. Past [`MAX_QUEUED_PONGS`] a newer ping's pong replaces the
     /// newest one (§5.5.3 allows answering only the latest), so a ping flood from a peer that
     /// does not read cannot grow the queue.
@@ -140,12 +139,9 @@ impl Outbox {
         } else {
             self.data.pop_front()?
         };
+        // A drained queue parks its buffer with the thread (see `spare`): an idle connection
+        // holds none, and the next burst allocates none.
         self.buffered -= transmit.len();
-        if self.head.is_none() && self.control.is_empty() && self.data.is_empty() {
-            // Give back the queues' memory once drained: an idle connection holds no buffers.
-            self.control = VecDeque::new();
-            self.data = VecDeque::new();
-        }
         Some(transmit)
     }
 
