@@ -4,11 +4,12 @@
 # memory divided by N.
 #
 #   scripts/bench-idle.sh [N]        (default 10000)
+#   BENCH_SERVERS="wsengine-tokio wsengine-smol" scripts/bench-idle.sh    (a subset of servers)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 count="${1:-10000}"
-servers=(wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets)
+read -r -a servers <<<"${BENCH_SERVERS:-wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets}"
 port="${BENCH_PORT:-9350}"
 cargo build --release -p wsengine-benches --bin bench_echo --bin loadgen
 bin="$root/target/release"

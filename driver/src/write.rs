@@ -1,11 +1,12 @@
 //! The outbound queue: everything the core wants written, gathered for one vectored write.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_io::AsyncWrite;
 use wsengine::Transmit;
 
@@ -23,8 +24,8 @@ const MAX_SLICES: usize = 64;
 pub(crate) struct WriteQueue {
     /// Buffers ready to write; the first may be partly written.
     chunks: VecDeque<Chunk>,
-    /// Small frames being gathered; becomes a chunk when a large payload follows, when it
-    /// reaches [`SEAL_AT`] or when a write starts.
+    /// Small frames being gathered, written in place after the chunks; becomes a chunk when a
+    /// large payload follows, when it reaches [`SEAL_AT`] or when a write takes part of it.
     tail: BytesMut,
     /// Whether `tail` ends with a whole frame (not with a large payload's header).
     tail_ends_frame: bool,
@@ -72,6 +73,9 @@ impl WriteQueue {
             self.control.extend_from_slice(transmit.payload());
             return;
         }
+        if self.tail.capacity() == 0 {
+            self.tail = take_tail();
+        }
         self.tail.extend_from_slice(transmit.header());
         let payload = transmit.payload();
         if payload.len() < COPY_BELOW {
@@ -96,7 +100,6 @@ impl WriteQueue {
         stream: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        self.seal_tail();
         loop {
             if !self.control.is_empty() && !self.mid_frame && self.written == 0 {
                 let bytes = self.control.split().freeze();
@@ -106,20 +109,28 @@ impl WriteQueue {
                 });
                 self.control = BytesMut::new();
             }
-            if self.chunks.is_empty() {
+            if self.chunks.is_empty() && self.tail.is_empty() {
                 break;
             }
             // With a control frame waiting, write only up to the next frame boundary.
             let stop_at_boundary = !self.control.is_empty();
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
+            let mut stopped = false;
             for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
                 let start = if i == 0 { self.written } else { 0 };
                 slices[i] = IoSlice::new(&chunk.bytes[start..]);
                 count += 1;
                 if stop_at_boundary && chunk.ends_frame {
+                    stopped = true;
                     break;
                 }
+            }
+            // The gathered small frames go as the last buffer, written in place: the tail keeps
+            // its capacity instead of being frozen into a chunk and freed once written.
+            if !stopped && count == self.chunks.len() && count < MAX_SLICES && !self.tail.is_empty() {
+                slices[count] = IoSlice::new(&self.tail);
+                count += 1;
             }
             let n = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
@@ -156,16 +167,55 @@ impl WriteQueue {
             self.mid_frame = !first.ends_frame;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() && self.control.is_empty() {
+        if n > 0 {
+            // The rest came from the tail, which is only written once every chunk is out.
+            if n >= self.tail.len() {
+                self.tail.clear();
+                self.mid_frame = !self.tail_ends_frame;
+            } else {
+                // Rare (the transport took part of it): what is left becomes a chunk, so frames
+                // queued from now on start a new tail and a waiting control frame can go at the
+                // next boundary, as before.
+                self.tail.advance(n);
+                self.seal_tail();
+                self.mid_frame = true;
+            }
+        }
+        if self.chunks.is_empty() && self.tail.is_empty() && self.control.is_empty() {
             // Idle connections keep no write buffer (DESIGN.md: an idle connection costs almost
-            // nothing); the next burst allocates afresh.
+            // nothing): the tail's buffer waits for the next burst on this thread.
             self.chunks = VecDeque::new();
-            self.tail = BytesMut::new();
+            park_tail(std::mem::take(&mut self.tail));
             self.control = BytesMut::new();
             self.mid_frame = false;
             self.in_order = false;
         }
     }
+}
+
+thread_local! {
+    /// A drained queue's tail buffer, for the next queue on this thread to gather frames in:
+    /// no allocation per burst, and no buffer held by an idle connection.
+    static SPARE_TAIL: Cell<BytesMut> = Cell::new(BytesMut::new());
+}
+
+/// A parked tail larger than this is freed instead.
+const MAX_PARKED_TAIL: usize = 2 * SEAL_AT;
+
+/// The thread's spare tail buffer (empty, possibly without capacity).
+fn take_tail() -> BytesMut {
+    SPARE_TAIL.try_with(Cell::take).unwrap_or_default()
+}
+
+/// Gives an empty tail buffer to the thread, keeping the larger of it and the one there.
+fn park_tail(tail: BytesMut) {
+    if tail.capacity() == 0 || tail.capacity() > MAX_PARKED_TAIL {
+        return;
+    }
+    let _ = SPARE_TAIL.try_with(move |spare| {
+        let old = spare.take();
+        spare.set(if old.capacity() > tail.capacity() { old } else { tail });
+    });
 }
 
 #[cfg(test)]
