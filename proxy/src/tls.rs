@@ -27,11 +27,14 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 }
 
 /// A client configuration trusting the certificates in the PEM file `ca`.
-pub(crate) fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
         let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
         roots.add(cert).map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no certificates in the file", ca.display()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)

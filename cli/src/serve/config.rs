@@ -128,11 +128,15 @@ pub(crate) struct AppConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookConfig {
-    /// `http://` URL.
+    /// `http://` or `https://` URL.
     #[serde(deserialize_with = "http_url")]
     pub url: String,
     /// Which events go there.
     pub events: Vec<WebhookEvent>,
+    /// `https://` only: PEM file of the certificate authorities to trust for this URL instead
+    /// of the webpki (Mozilla) roots.
+    #[serde(default)]
+    pub ca: Option<Spanned<PathBuf>>,
 }
 
 /// A webhook event name (Pusher's).
@@ -460,6 +464,18 @@ impl Config {
                 (None, None) => {}
             }
         }
+        for webhook in self.apps.iter().flat_map(|app| &app.webhooks) {
+            let Some(ca) = &webhook.ca else { continue };
+            let at = ca.span().start;
+            if !webhook.url.starts_with("https://") {
+                let message = format!("a CA file is for https:// URLs, and {:?} is not one", webhook.url);
+                return Err(invalid(text, origin, at, Some("ca"), message));
+            }
+            // A file rustls cannot take fails here, not at the first webhook.
+            if let Err(message) = wsengine_proxy::tls::client_config(ca.get_ref()) {
+                return Err(invalid(text, origin, at, Some("ca"), message));
+            }
+        }
         if let Some(file) = &self.auth.jwt_public_key_file {
             if let Err(error) = std::fs::metadata(file.get_ref()) {
                 let message = format!("cannot read {}: {error}", file.get_ref().display());
@@ -596,11 +612,8 @@ fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         .parse()
         .map_err(|e| de::Error::custom(format!("{text:?} is not a URL: {e}")))?;
     match (parsed.scheme_str(), parsed.host()) {
-        (Some("http"), Some(_)) => Ok(text),
-        (Some("https"), Some(_)) => Err(de::Error::custom(format!(
-            "{text:?}: https:// webhooks are not supported yet (use http://)"
-        ))),
-        _ => Err(de::Error::custom(format!("{text:?} is not an http:// URL"))),
+        (Some("http" | "https"), Some(_)) => Ok(text),
+        _ => Err(de::Error::custom(format!("{text:?} is not an http:// or https:// URL"))),
     }
 }
 
@@ -681,6 +694,30 @@ events = ["channel_occupied", "channel_vacated", "member_added", "member_removed
             "{SOKETI}[[apps]]\nid = \"app-id\"\nkey = \"k2\"\nsecret = \"s\"\n"
         ));
         assert_eq!((line, key.as_str()), (12, "id"));
+    }
+
+    #[test]
+    fn webhook_urls_and_their_ca_files() {
+        let https = SOKETI.replace("http://127", "https://127");
+        assert_eq!(
+            Config::parse(&https, "x").unwrap().apps[0].webhooks[0].url,
+            "https://127.0.0.1:3099/"
+        );
+        // A CA file that is missing, empty, or given for a plain http:// URL is refused, at its
+        // line.
+        let missing = format!("{https}ca = \"/nonexistent/ca.pem\"\n");
+        let (line, key, message) = error_of(&missing);
+        assert_eq!((line, key.as_str()), (11, "ca"), "{message}");
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+        let empty = std::env::temp_dir().join(format!("wsengine-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "").unwrap();
+        let (line, key, message) = error_of(&format!("{https}ca = {:?}\n", empty.to_str().unwrap()));
+        std::fs::remove_file(&empty).unwrap();
+        assert_eq!((line, key.as_str()), (11, "ca"), "{message}");
+        assert!(message.contains("no certificates"), "{message}");
+        let (line, key, message) = error_of(&format!("{SOKETI}ca = \"/etc/ssl/ca.pem\"\n"));
+        assert_eq!((line, key.as_str()), (11, "ca"), "{message}");
+        assert!(message.contains("https://"), "{message}");
     }
 
     #[test]

@@ -10,10 +10,12 @@ mod http;
 mod lifecycle;
 mod pusher;
 mod state;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -22,6 +24,9 @@ use tracing_subscriber::filter::LevelFilter;
 use self::config::{Config, LogFormat};
 use self::lifecycle::Source;
 use self::state::Shared;
+
+/// How long webhooks still queued at shutdown may take to go out.
+const WEBHOOK_FLUSH: Duration = Duration::from_secs(3);
 
 /// Options of `wsengine serve`.
 #[derive(Debug, clap::Args)]
@@ -89,6 +94,7 @@ pub(crate) fn run(args: Args, level: LevelFilter) -> Result<(), Box<dyn std::err
 async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let signals = lifecycle::Signals::install()?;
     let (shared, webhooks) = Shared::new(&config)?;
+    let webhooks_pending = webhooks.pending();
     let webhooks = tokio::spawn(webhooks.run());
     let sweep = tokio::spawn(pusher::sweep(shared.pusher.clone()));
     let mut listeners = Vec::new();
@@ -122,6 +128,11 @@ async fn serve(source: Source, config: Config) -> Result<(), Box<dyn std::error:
     lifecycle::drain(&shared, &config).await;
     counts.abort();
     sweep.abort();
+    // The drain's own webhooks (channel_vacated, member_removed) get a few seconds to go out.
+    let flush_until = tokio::time::Instant::now() + WEBHOOK_FLUSH;
+    while webhooks_pending.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < flush_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     webhooks.abort();
     Ok(())
 }

@@ -23,7 +23,7 @@ use wsengine_hub::pusher::Pusher;
 use wsengine_redis::{RedisBroker, RedisConfig};
 
 use super::config::{AppConfig, AuthConfig, Config, LimitsConfig, SlowConsumer, UpgradePath};
-use super::pusher::{WebhookFilters, WebhookQueue};
+use super::webhooks::{WebhookQueue, WebhookTargets};
 
 /// Shared by every listener and connection.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// Pusher app key -> app id, shared with the authorizer (a reload replaces it).
     pusher_keys: PusherKeys,
     /// The webhook queue's per-URL event filters (a reload replaces them).
-    webhook_filters: WebhookFilters,
+    webhook_targets: WebhookTargets,
     live: RwLock<Arc<Live>>,
     draining: AtomicBool,
     pub started: Instant,
@@ -98,7 +98,7 @@ impl Shared {
         pusher_keys.set(config);
         let authorizer = ServeAuthorizer::new(config, Arc::clone(&default_app), pusher_keys.clone())?;
         let (pusher, webhooks) = super::pusher::build(config);
-        let webhook_filters = webhooks.reloader();
+        let webhook_targets = webhooks.reloader();
         let mut builder = Hub::builder().config(hub_config(config)?).authorizer(authorizer);
         let redis = if config.broker.starts_with("redis://") {
             let redis_config = RedisConfig::new(config.broker.as_str()).map_err(|e| format!("broker: {e}"))?;
@@ -125,7 +125,7 @@ impl Shared {
             default_app,
             upgrades: config.upgrades,
             pusher_keys,
-            webhook_filters,
+            webhook_targets,
             live: RwLock::new(Arc::new(Live::new(config, None))),
             draining: AtomicBool::new(false),
             started: Instant::now(),
@@ -149,7 +149,7 @@ impl Shared {
             // Keys first: a client of a new app is then identified with its app by the time
             // Pusher knows the app.
             self.pusher_keys.set(config);
-            self.webhook_filters.set(config);
+            self.webhook_targets.set(config);
             let closed = self.pusher.set_apps(super::pusher::apps_of(config));
             if closed > 0 {
                 tracing::info!(closed, "closed Pusher connections of removed or disabled apps");

@@ -99,29 +99,10 @@ async fn webhooks_are_posted_with_the_events_asked_for() {
         ),
     );
     let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
-    let mut pusher = connect(&server.url("/app/app-key?protocol=7")).await;
-    recv_event(&mut pusher, "pusher:connection_established").await;
-    send_json(
-        &mut pusher,
-        json!({"event":"pusher:subscribe","data":{"channel":"room"}}),
-    )
-    .await;
-    recv_event(&mut pusher, "pusher_internal:subscription_succeeded").await;
+    let _pusher = pusher_in_room(&server).await;
 
     let (mut tcp, _) = tokio::time::timeout(WAIT, receiver.accept()).await.unwrap().unwrap();
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let text = loop {
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "webhook connection closed early");
-        request.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some((_, body)) = text.split_once("\r\n\r\n") {
-            if body.ends_with('}') {
-                break text;
-            }
-        }
-    };
+    let text = read_request(&mut tcp).await;
     tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
         .await
         .unwrap();
@@ -188,4 +169,87 @@ async fn stock_pusher_clients_against_serve() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A Pusher client of `app-key` subscribed to the public channel `room`.
+async fn pusher_in_room(server: &Server) -> WebSocket {
+    let mut pusher = connect(&server.url("/app/app-key?protocol=7")).await;
+    recv_event(&mut pusher, "pusher:connection_established").await;
+    send_json(
+        &mut pusher,
+        json!({"event":"pusher:subscribe","data":{"channel":"room"}}),
+    )
+    .await;
+    recv_event(&mut pusher, "pusher_internal:subscription_succeeded").await;
+    pusher
+}
+
+/// One HTTP request from `stream`, head and body (a JSON body: read until it ends with `}`).
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> String {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "webhook connection closed early");
+        request.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        if let Some((_, body)) = text.split_once("\r\n\r\n") {
+            if body.ends_with('}') {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn https_webhooks_trust_the_configured_ca_and_reuse_one_connection() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = temp_file("hook-cert.pem", &certified.cert.pem());
+    let key = temp_file("hook-key.pem", &certified.key_pair.serialize_pem());
+    let acceptor = wsengine_proxy::tls::acceptor(&cert, &key).unwrap();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let config = temp_file(
+        "https-webhooks.toml",
+        &format!(
+            "[[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n\
+             [[apps.webhooks]]\nurl = \"https://localhost:{port}/hook\"\nca = {:?}\n\
+             events = [\"channel_occupied\", \"channel_vacated\"]\n",
+            cert.to_str().unwrap()
+        ),
+    );
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    let mut pusher = pusher_in_room(&server).await;
+    send_json(
+        &mut pusher,
+        json!({"event":"pusher:unsubscribe","data":{"channel":"room"}}),
+    )
+    .await;
+
+    let (tcp, _) = tokio::time::timeout(WAIT, receiver.accept()).await.unwrap().unwrap();
+    let mut tls = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await.unwrap().unwrap();
+    let mut names = Vec::new();
+    // Both webhooks come over the one connection, in order.
+    for _ in 0..2 {
+        let text = read_request(&mut tls).await;
+        tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains(&format!("host: localhost:{port}")), "{head}");
+        let signature = lower
+            .lines()
+            .find_map(|line| line.strip_prefix("x-pusher-signature: "))
+            .expect("signature header");
+        assert_eq!(signature, hmac_hex("app-secret", body));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["events"][0]["channel"], "room", "{body}");
+        names.push(body["events"][0]["name"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(names, ["channel_occupied", "channel_vacated"]);
 }
