@@ -154,12 +154,6 @@ async fn forward_http(
         let Some(backend) = route.pool.backend(index).cloned() else {
             continue;
         };
-        if backend.url.tls {
-            return status(
-                StatusCode::BAD_GATEWAY,
-                "plain HTTP to https:// backends is not supported",
-            );
-        }
         let connect = TcpStream::connect((backend.url.host.as_str(), backend.url.port));
         match tokio::time::timeout(check.timeout.max(std::time::Duration::from_secs(1)), connect).await {
             Ok(Ok(tcp)) => {
@@ -179,15 +173,29 @@ async fn forward_http(
     crate::metrics::Counters::add(&route.counters.http_requests, 1);
     crate::metrics::Counters::add(&backend.counters.http_requests, 1);
     let _ = tcp.set_nodelay(true);
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await {
-        Ok(pair) => pair,
-        Err(_) => return status(StatusCode::BAD_GATEWAY, "backend handshake failed"),
-    };
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "backend http connection");
+    let handshake = if backend.url.tls {
+        // A wss:// backend speaks HTTPS: same trust as its WebSocket leg.
+        let trust = runtime
+            .upstream_tls
+            .clone()
+            .unwrap_or_else(wsengine_driver::tls::default_client_config);
+        let Ok(name) = wsengine_driver::tls::server_name(&backend.url.host) else {
+            return status(StatusCode::BAD_GATEWAY, "backend name is not a TLS server name");
+        };
+        let tls = tokio_rustls::TlsConnector::from(trust).connect(name, tcp);
+        match tokio::time::timeout(check.timeout.max(std::time::Duration::from_secs(1)), tls).await {
+            Ok(Ok(stream)) => http1_handshake(stream).await,
+            _ => {
+                crate::metrics::Counters::add(&backend.counters.errors, 1);
+                return status(StatusCode::BAD_GATEWAY, "backend TLS handshake failed");
+            }
         }
-    });
+    } else {
+        http1_handshake(tcp).await
+    };
+    let Some(mut sender) = handshake else {
+        return status(StatusCode::BAD_GATEWAY, "backend handshake failed");
+    };
     if let Ok(host) = HeaderValue::from_str(&backend.url.authority()) {
         headers.insert(header::HOST, host);
     }
@@ -214,6 +222,20 @@ async fn forward_http(
             status(StatusCode::BAD_GATEWAY, "backend request failed")
         }
     }
+}
+
+/// An HTTP/1.1 client connection over `io`, driven by its own task.
+async fn http1_handshake<S>(io: S) -> Option<hyper::client::conn::http1::SendRequest<Incoming>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.ok()?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "backend http connection");
+        }
+    });
+    Some(sender)
 }
 
 /// Counts an open connection for `max_connections`.
