@@ -100,7 +100,8 @@ pub struct Connection {
     /// A violation found while reading, acted on once the events before it are drained, so the
     /// application can still answer messages that arrived ahead of it (§7.1.7 lets an endpoint
     /// finish what it was doing before failing the connection). No input is read meanwhile.
-    pending_failure: Option<ProtocolError>,
+    /// Boxed: rare, and every open connection would carry its size.
+    pending_failure: Option<Box<ProtocolError>>,
     timers: Timers,
     /// The driver is not reading (see [`set_reading_paused`](Connection::set_reading_paused)).
     reading_paused: bool,
@@ -268,7 +269,7 @@ impl Connection {
     /// The transport's read side ended.
     pub fn handle_eof(&mut self, _now: Instant) {
         if let Some(error) = self.pending_failure.take() {
-            return self.fail(error);
+            return self.fail(*error);
         }
         match self.state {
             s if s.is_handshaking() => self.fail_handshake(HandshakeError::Closed),
@@ -481,7 +482,7 @@ impl Connection {
             return Some(event);
         }
         let error = self.pending_failure.take()?;
-        self.fail(error);
+        self.fail(*error);
         self.events.pop_front()
     }
 
@@ -642,7 +643,7 @@ impl Connection {
                 Ok(Some(received)) => self.on_received(now, received),
                 Ok(None) => break,
                 Err(error) => {
-                    self.pending_failure = Some(error);
+                    self.pending_failure = Some(Box::new(error));
                     break;
                 }
             }

@@ -62,7 +62,7 @@ impl<T: Parked> SpareQueue<T> {
         if self.0.capacity() == 0 {
             // During thread teardown the spare is gone: allocate as usual.
             if let Ok(spare) = T::spare().try_with(Cell::take) {
-                self.0 = spare;
+                forget_unallocated(std::mem::replace(&mut self.0, spare));
             }
         }
         self.0.push_back(item);
@@ -92,14 +92,30 @@ impl<T: Parked> SpareQueue<T> {
 
     /// Gives an empty buffer to the thread's spare (keeping the larger of the two).
     fn park(&mut self) {
+        let capacity = self.0.capacity();
+        if capacity == 0 {
+            return;
+        }
         let queue = std::mem::take(&mut self.0);
-        if queue.capacity() == 0 || queue.capacity() > MAX_PARKED {
+        if capacity > MAX_PARKED {
             return;
         }
         let _ = T::spare().try_with(move |spare| {
-            let old = spare.take();
-            spare.set(if old.capacity() > queue.capacity() { old } else { queue });
+            let old = spare.replace(queue);
+            if old.capacity() > capacity {
+                drop(spare.replace(old));
+            } else {
+                forget_unallocated(old);
+            }
         });
+    }
+}
+
+/// Drops a queue that is known to own no buffer without running its drop glue, which costs
+/// more than the rest of parking: this runs twice per echoed message.
+fn forget_unallocated<T>(queue: VecDeque<T>) {
+    if queue.capacity() == 0 {
+        std::mem::forget(queue);
     }
 }
 
