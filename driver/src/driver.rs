@@ -46,9 +46,25 @@ enum End {
     /// The core reported its final event; the transport is being finished, then the outcome
     /// waits for the receiving side. (Boxed, like `close_info`: rare, and every open
     /// connection would carry its size.)
-    Finishing(Box<Outcome>),
+    Finishing(Box<Finishing>),
     /// The outcome was returned to the application.
     Reported,
+}
+
+#[derive(Debug)]
+struct Finishing {
+    outcome: Outcome,
+    /// When the last bytes must have left.
+    deadline: Option<Instant>,
+}
+
+impl Finishing {
+    fn new(outcome: Outcome) -> Box<Self> {
+        Box::new(Self {
+            outcome,
+            deadline: None,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -115,8 +131,6 @@ pub(crate) struct Driver<S, T> {
     /// The last write left bytes the transport would not take.
     write_blocked: bool,
     end: End,
-    /// When the last bytes must have left once the connection is over.
-    finish_deadline: Option<Instant>,
     /// The last close, for `close_info()`.
     close_info: Option<Box<CloseInfo>>,
     /// The peer's address, when the runtime crate knew it.
@@ -144,7 +158,6 @@ where
             write_blocked: false,
             end: End::Running,
             close_info: None,
-            finish_deadline: None,
             peer_addr: None,
             request: None,
             write_limit: crate::DEFAULT_WRITE_BUFFER_LIMIT,
@@ -328,12 +341,12 @@ where
                         Event::Closed(info) => {
                             trace_close(&info);
                             self.close_info = Some(Box::new(info.clone()));
-                            self.end = End::Finishing(Box::new(Outcome::Closed(info)));
+                            self.end = End::Finishing(Finishing::new(Outcome::Closed(info)));
                             break;
                         }
                         Event::HandshakeFailed(error) => {
                             tracing::debug!(%error, "websocket opening handshake failed");
-                            self.end = End::Finishing(Box::new(Outcome::Handshake(error)));
+                            self.end = End::Finishing(Finishing::new(Outcome::Handshake(error)));
                             break;
                         }
                         event if role == Role::Receiver => return Poll::Ready(Some(event)),
@@ -358,9 +371,13 @@ where
                     // Nothing more will be read: wait for the last bytes (a close frame, an
                     // error response) to leave, then close the transport; but a peer that does
                     // not read gets `close_timeout` to take them, not forever.
-                    let deadline = *self
-                        .finish_deadline
-                        .get_or_insert_with(|| T::now() + self.conn.config().close_timeout);
+                    let close_timeout = self.conn.config().close_timeout;
+                    let deadline = match &mut self.end {
+                        End::Finishing(finishing) => {
+                            *finishing.deadline.get_or_insert_with(|| T::now() + close_timeout)
+                        }
+                        End::Running | End::Reported => T::now(),
+                    };
                     if T::now() < deadline && self.arm_timer(deadline).poll_expired(cx).is_pending() {
                         return Poll::Pending;
                     }
@@ -504,7 +521,7 @@ where
                     _ => {}
                 }
             }
-            self.end = End::Finishing(Box::new(Outcome::Io(error)));
+            self.end = End::Finishing(Finishing::new(Outcome::Io(error)));
         }
         // Drop whatever the core still wanted to send: the transport cannot take it.
         while self.conn.poll_transmit().is_some() {}
@@ -563,7 +580,7 @@ impl<S, T> Driver<S, T> {
     /// Hands the outcome to the receiving side, once.
     fn report(&mut self) -> Error {
         match std::mem::replace(&mut self.end, End::Reported) {
-            End::Finishing(outcome) => match *outcome {
+            End::Finishing(finishing) => match finishing.outcome {
                 Outcome::Closed(info) => Error::Closed(info),
                 Outcome::Handshake(error) => Error::Handshake(error),
                 Outcome::Io(error) => Error::Io(error),

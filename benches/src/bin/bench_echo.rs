@@ -18,6 +18,9 @@ fn main() -> io::Result<()> {
         return smol_server::run(&addr);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // One configuration for every connection, as a server shares it: each connection holds a
+    // reference, not a copy.
+    let config = std::sync::Arc::new(wsengine::Config::default());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("bench_echo: {lib} listening on {}", listener.local_addr()?);
@@ -25,7 +28,7 @@ fn main() -> io::Result<()> {
             let (tcp, _) = listener.accept().await?;
             tcp.set_nodelay(true)?;
             match lib.as_str() {
-                "wsengine-tokio" => tokio::spawn(wsengine_echo(tcp)),
+                "wsengine-tokio" => tokio::spawn(wsengine_echo(tcp, config.clone())),
                 "tokio-tungstenite" => tokio::spawn(tungstenite_echo(tcp)),
                 "fastwebsockets" => tokio::spawn(fastwebsockets_echo(tcp)),
                 "tokio-websockets" => tokio::spawn(tokio_websockets_echo(tcp)),
@@ -38,8 +41,8 @@ fn main() -> io::Result<()> {
     })
 }
 
-async fn wsengine_echo(tcp: tokio::net::TcpStream) {
-    let Ok(mut ws) = wsengine_tokio::accept(tcp, wsengine::Config::default()).await else {
+async fn wsengine_echo(tcp: tokio::net::TcpStream, config: std::sync::Arc<wsengine::Config>) {
+    let Ok(mut ws) = wsengine_tokio::accept(tcp, config).await else {
         return;
     };
     while let Ok(message) = ws.recv().await {
@@ -134,15 +137,17 @@ mod smol_server {
 
     pub(crate) fn run(addr: &str) -> io::Result<()> {
         let executor = smol::LocalExecutor::new();
+        let config = std::sync::Arc::new(wsengine::Config::default());
         smol::block_on(executor.run(async {
             let listener = smol::net::TcpListener::bind(addr).await?;
             println!("bench_echo: wsengine-smol listening on {}", listener.local_addr()?);
             loop {
                 let (tcp, _) = listener.accept().await?;
                 tcp.set_nodelay(true)?;
+                let config = config.clone();
                 executor
                     .spawn(async move {
-                        let Ok(mut ws) = wsengine_smol::accept(tcp, wsengine::Config::default()).await else {
+                        let Ok(mut ws) = wsengine_smol::accept(tcp, config).await else {
                             return;
                         };
                         while let Ok(message) = ws.recv().await {
