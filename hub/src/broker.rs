@@ -43,6 +43,26 @@ pub trait Broker: Send + Sync + 'static {
     fn presence(&self, change: &PresenceChange) {
         let _ = change;
     }
+    /// Whether `user_id` is in the presence channel on another node, as far as this node
+    /// knows now. Asked under the channel's lock when a user's first (last) connection on this
+    /// node joins (leaves): a user present elsewhere is not announced again to this node's
+    /// subscribers. Must answer from memory, without blocking.
+    fn present_elsewhere(&self, channel: &ChannelKey, user_id: &str) -> bool {
+        let _ = (channel, user_id);
+        false
+    }
+    /// The members of the presence channel on other nodes, as far as this node knows now
+    /// (merged into the member list a subscriber gets). Asked under the channel's lock: must
+    /// answer from memory, without blocking.
+    fn remote_members(&self, channel: &ChannelKey) -> Vec<Member> {
+        let _ = channel;
+        Vec::new()
+    }
+    /// Whether publications reach the other nodes right now. An HTTP publication is refused
+    /// (503) while this is false; a client's publication is still delivered on this node.
+    fn is_available(&self) -> bool {
+        true
+    }
 }
 
 /// One node: nothing to carry.

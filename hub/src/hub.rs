@@ -452,6 +452,63 @@ impl Hub {
         self.inner.deliver(inner.subs.iter(), &mut frames, Skip::default())
     }
 
+    /// Applies presence changes from other nodes: `apply` runs under the channel's lock (the
+    /// lock a local join or leave asks [`Broker::present_elsewhere`] under), updates the
+    /// broker's view of other nodes and returns what changed in it: a user now present
+    /// elsewhere (`Joined`) or no longer (`Left`). Each change is delivered to this node's
+    /// subscribers unless the user has connections here (then nothing changed for them).
+    /// `apply` must not call the hub.
+    pub fn apply_remote_presence(
+        &self,
+        channel: &ChannelKey,
+        apply: impl FnOnce() -> Vec<crate::broker::PresenceChange>,
+    ) -> Delivery {
+        use crate::broker::PresenceChange;
+        let mut apply = Some(apply);
+        let mut delivery = Delivery::default();
+        // The channel is made if missing, so a subscriber arriving now finds the change either
+        // in the member list or as an event. A deleted channel is replaced at once; the bound
+        // only guards against a delete storm.
+        for _ in 0..16 {
+            let ch = self.inner.channel_or_create(channel);
+            let inner = ch.write();
+            if inner.is_deleted() {
+                continue;
+            }
+            let changes = apply.take().map(|f| f()).unwrap_or_default();
+            for change in &changes {
+                let (user, output) = match change {
+                    PresenceChange::Joined { channel, member } => {
+                        (&member.user_id, Output::PresenceJoin { channel, member })
+                    }
+                    PresenceChange::Left { channel, user_id } => (user_id, Output::PresenceLeave { channel, user_id }),
+                };
+                if inner.presence.contains_key(user) {
+                    continue;
+                }
+                let mut frames = Frames::encoded(output);
+                let d = self.inner.deliver(inner.subs.iter(), &mut frames, Skip::default());
+                delivery.queued += d.queued;
+                delivery.dropped += d.dropped;
+                delivery.disconnected += d.disconnected;
+            }
+            let empty = inner.subs.is_empty();
+            drop(inner);
+            if empty {
+                self.inner.remove_if_empty(channel);
+            }
+            break;
+        }
+        self.inner.events.flush();
+        delivery
+    }
+
+    /// Whether publications reach other nodes now ([`Broker::is_available`]); always true on
+    /// one node. HTTP publish APIs answer 503 while it is false.
+    pub fn is_broker_available(&self) -> bool {
+        self.inner.broker.is_available()
+    }
+
     /// Sends the same message to every connection, whatever its protocol (tank's
     /// `BroadcastMessage`, waffle's `BroadcastText`/`BroadcastBinary`).
     pub fn broadcast(&self, message: impl Into<Message>, except: &Except) -> Delivery {
@@ -501,6 +558,22 @@ impl Hub {
         let conn = self.inner.connection(connection).ok_or(SubscribeError::NoConnection)?;
         let info = conn.info.clone();
         Ok(self.inner.subscribe(&conn, channel, info)?.new)
+    }
+
+    /// [`subscribe`](Self::subscribe), present in a presence channel as `member` rather than
+    /// as the connection's own user (a Pusher connection is present as its `channel_data`
+    /// user, which may differ per channel).
+    pub fn subscribe_member(
+        &self,
+        connection: ConnectionId,
+        channel: &ChannelKey,
+        member: Member,
+    ) -> Result<bool, SubscribeError> {
+        let conn = self.inner.connection(connection).ok_or(SubscribeError::NoConnection)?;
+        Ok(self
+            .inner
+            .subscribe_as(&conn, channel, &member.user_id, member.info)?
+            .new)
     }
 
     /// Unsubscribes a connection; false when it was not subscribed.
@@ -556,17 +629,30 @@ impl Hub {
         }
     }
 
-    /// The members of a presence channel, one per user.
+    /// The members of a presence channel, one per user, by user id: this node's and those the
+    /// broker knows on other nodes ([`Broker::remote_members`]).
     pub fn presence(&self, channel: &ChannelKey) -> Vec<Member> {
+        match self.inner.channel(channel) {
+            Some(ch) => ch.read().cluster_members(channel, &*self.inner.broker),
+            None => {
+                let mut members = self.inner.broker.remote_members(channel);
+                members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+                members
+            }
+        }
+    }
+
+    /// How many users are in a presence channel (as [`presence`](Self::presence) counts).
+    pub fn presence_count(&self, channel: &ChannelKey) -> usize {
+        self.presence(channel).len()
+    }
+
+    /// The members of a presence channel on this node only.
+    pub fn local_presence(&self, channel: &ChannelKey) -> Vec<Member> {
         self.inner
             .channel(channel)
             .map(|ch| ch.read().members())
             .unwrap_or_default()
-    }
-
-    /// How many users are in a presence channel.
-    pub fn presence_count(&self, channel: &ChannelKey) -> usize {
-        self.inner.channel(channel).map_or(0, |ch| ch.read().presence.len())
     }
 
     // ----- Connections and users -----

@@ -25,6 +25,9 @@ pub(crate) struct ChannelInner {
     index: HashMap<ConnectionId, usize>,
     /// Presence channels: connections per user, and the user's member info.
     pub(crate) presence: BTreeMap<Arc<str>, PresenceEntry>,
+    /// Connections present as another user than their own (a Pusher connection is present as
+    /// its `channel_data` user).
+    present_as: HashMap<ConnectionId, Arc<str>>,
     /// Removed from the hub: a subscriber holding an old pointer must look again.
     deleted: bool,
 }
@@ -46,7 +49,7 @@ impl Channel {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, ChannelInner> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, ChannelInner> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -60,6 +63,22 @@ impl ChannelInner {
                 info: entry.info.clone(),
             })
             .collect()
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// The members here and, from the broker, on other nodes, one per user, by user id.
+    pub(crate) fn cluster_members(&self, key: &ChannelKey, broker: &dyn crate::broker::Broker) -> Vec<Member> {
+        let mut members = self.members();
+        let remote = broker.remote_members(key);
+        if !remote.is_empty() {
+            members.extend(remote.into_iter().filter(|m| !self.presence.contains_key(&m.user_id)));
+            members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+            members.dedup_by(|a, b| a.user_id == b.user_id);
+        }
+        members
     }
 
     fn insert(&mut self, conn: &Arc<ConnShared>) -> bool {
@@ -107,7 +126,7 @@ impl HubInner {
         self.channels.read(key).get(key).cloned()
     }
 
-    fn channel_or_create(&self, key: &ChannelKey) -> Arc<Channel> {
+    pub(crate) fn channel_or_create(&self, key: &ChannelKey) -> Arc<Channel> {
         if let Some(channel) = self.channel(key) {
             return channel;
         }
@@ -122,6 +141,17 @@ impl HubInner {
         &self,
         conn: &Arc<ConnShared>,
         key: &ChannelKey,
+        info: Option<Data>,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_as(conn, key, &conn.user, info)
+    }
+
+    /// [`subscribe`](Self::subscribe), present in a presence channel as `user`.
+    pub(crate) fn subscribe_as(
+        &self,
+        conn: &Arc<ConnShared>,
+        key: &ChannelKey,
+        user: &Arc<str>,
         info: Option<Data>,
     ) -> Result<Subscribed, SubscribeError> {
         let mut state = conn.state();
@@ -147,7 +177,7 @@ impl HubInner {
                 continue;
             }
             if is_presence
-                && !inner.presence.contains_key(&conn.user)
+                && !inner.presence.contains_key(user)
                 && inner.presence.len() >= self.config.max_presence_members
             {
                 drop(inner);
@@ -159,7 +189,10 @@ impl HubInner {
             }
             let mut joined = false;
             if is_presence {
-                let entry = inner.presence.entry(Arc::clone(&conn.user)).or_insert(PresenceEntry {
+                if *user != conn.user {
+                    inner.present_as.insert(conn.id, Arc::clone(user));
+                }
+                let entry = inner.presence.entry(Arc::clone(user)).or_insert(PresenceEntry {
                     connections: 0,
                     info: info.clone(),
                 });
@@ -168,18 +201,23 @@ impl HubInner {
             }
             if joined {
                 let joiner = Member {
-                    user_id: Arc::clone(&conn.user),
+                    user_id: Arc::clone(user),
                     info,
                 };
-                let mut frames = Frames::encoded(Output::PresenceJoin {
-                    channel: key,
-                    member: &joiner,
-                });
-                let skip = Skip {
-                    connection: Some(conn.id),
-                    ..Skip::default()
-                };
-                self.deliver(inner.subs.iter(), &mut frames, skip);
+                // A user already present on another node was announced here when they joined
+                // there (the broker's answer and its remote changes are both taken under this
+                // lock, so exactly one of the two announces).
+                if !self.broker.present_elsewhere(key, user) {
+                    let mut frames = Frames::encoded(Output::PresenceJoin {
+                        channel: key,
+                        member: &joiner,
+                    });
+                    let skip = Skip {
+                        connection: Some(conn.id),
+                        ..Skip::default()
+                    };
+                    self.deliver(inner.subs.iter(), &mut frames, skip);
+                }
                 // Announced under the channel's lock, the order of the user's joins and leaves
                 // in it (events are handed to callbacks later, with no lock held).
                 self.broker.presence(&crate::broker::PresenceChange::Joined {
@@ -188,7 +226,7 @@ impl HubInner {
                 });
                 self.events.emit_with(|| HubEvent::PresenceJoined {
                     channel: key.clone(),
-                    user_id: Arc::clone(&conn.user),
+                    user_id: Arc::clone(user),
                 });
             }
             drop(inner);
@@ -235,27 +273,34 @@ impl HubInner {
             if inner.remove(conn.id) {
                 self.metrics.unsubscribed(key);
                 let mut left = false;
-                if let Some(entry) = inner.presence.get_mut(&conn.user) {
+                let user = inner
+                    .present_as
+                    .remove(&conn.id)
+                    .unwrap_or_else(|| Arc::clone(&conn.user));
+                if let Some(entry) = inner.presence.get_mut(&user) {
                     entry.connections = entry.connections.saturating_sub(1);
                     if entry.connections == 0 {
-                        inner.presence.remove(&conn.user);
+                        inner.presence.remove(&user);
                         left = true;
                     }
                 }
                 if left {
-                    let mut frames = Frames::encoded(Output::PresenceLeave {
-                        channel: key,
-                        user_id: &conn.user,
-                    });
-                    self.deliver(inner.subs.iter(), &mut frames, Skip::default());
+                    // Still present on another node: not gone for this node's subscribers.
+                    if !self.broker.present_elsewhere(key, &user) {
+                        let mut frames = Frames::encoded(Output::PresenceLeave {
+                            channel: key,
+                            user_id: &user,
+                        });
+                        self.deliver(inner.subs.iter(), &mut frames, Skip::default());
+                    }
                     // Under the channel's lock, like the join (see `subscribe`).
                     self.broker.presence(&crate::broker::PresenceChange::Left {
                         channel: key.clone(),
-                        user_id: Arc::clone(&conn.user),
+                        user_id: Arc::clone(&user),
                     });
                     self.events.emit_with(|| HubEvent::PresenceLeft {
                         channel: key.clone(),
-                        user_id: Arc::clone(&conn.user),
+                        user_id: Arc::clone(&user),
                     });
                 }
                 let empty = inner.subs.is_empty();
@@ -268,7 +313,7 @@ impl HubInner {
     }
 
     /// Drops a channel nobody is subscribed to.
-    fn remove_if_empty(&self, key: &ChannelKey) {
+    pub(crate) fn remove_if_empty(&self, key: &ChannelKey) {
         let mut shard = self.channels.write(key);
         let Some(channel) = shard.get(key) else {
             return;

@@ -523,7 +523,7 @@ impl<T: Timer> Session<'_, T> {
         let members = self
             .hub
             .channel(channel)
-            .map(|ch| ch.read().members())
+            .map(|ch| ch.read().cluster_members(channel, &*self.hub.broker))
             .unwrap_or_default();
         self.reply(Output::PresenceList {
             channel,

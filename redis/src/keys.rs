@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `P:nodes` | hash | node id -> last heartbeat (ms since the epoch) |
 //! | `P:alive:<node>` | string, TTL | present while the node lives |
-//! | `P:ch:<ch>` | shard channel | publications and presence edges of a channel |
+//! | `P:ch:<ch>` | shard channel | publications and node-level presence changes of a channel |
 //! | `P:ctl` | channel | cluster-wide commands (close a user's connections) |
 //! | `P:p:<ch>` | hash | presence: user -> number of nodes where the user is in the channel |
 //! | `P:pi:<ch>` | hash | presence: user -> member info (JSON text, empty for none) |
@@ -14,6 +14,8 @@
 //! | `P:i`, `P:node:<node>:i` | hash | client IP -> connections (cluster, node) |
 //! | `P:t`, `P:node:<node>:t` | hash | `all` -> connections (cluster, node) |
 //! | `P:node:<node>:p` | set | `<app>\x1f<name>\x1f<user>`: the node's presence entries |
+//! | `P:pn:<ch>` | set | `<node>\x1f<user>`: which nodes have which users in the channel |
+//! | `P:pv:<ch>` | string, TTL 1 day | the channel's presence version, one per node-level change |
 //! | `P:cache:<ch>` | string, TTL | a cache channel's last publication |
 
 use wsengine_hub::ChannelKey;

@@ -7,8 +7,13 @@
 //!   subscription per channel that has local subscribers (not one per connection), and frames a
 //!   message once per node when it arrives ([`Hub::deliver_remote`]).
 //! - Presence, subscriber counts and connection counts live in Redis per node, moved by
-//!   idempotent Lua scripts, so a user's first node anywhere fires `member_added` once for the
-//!   cluster and its last node `member_removed` once.
+//!   idempotent Lua scripts, so a user's first node anywhere fires [`ClusterEvent::MemberAdded`]
+//!   once for the cluster and its last node [`ClusterEvent::MemberRemoved`] once.
+//! - Each node keeps in memory the other nodes' members of the presence channels it has
+//!   subscribers in (loaded when it subscribes, kept current from the changes the scripts
+//!   publish), so the hub's member lists are cluster-wide and a user present on another node
+//!   is not announced again ([`Broker::present_elsewhere`], [`Broker::remote_members`]): every
+//!   subscriber on every node hears one join and one leave per user.
 //! - Each node refreshes a liveness key with a TTL; the others remove a node whose key expired
 //!   (its members leave, its counts go) within about the TTL plus one heartbeat.
 //! - When Redis is down the hub keeps serving its own node: publications to other nodes fail
@@ -42,6 +47,7 @@ use wsengine_hub::broker::PresenceChange;
 use wsengine_hub::{Broker, ChannelKey, ConnectionId, Hub, HubEvent, Publication, codec::Member};
 
 pub mod keys;
+mod mirror;
 mod node;
 mod scripts;
 mod subscriber;
@@ -196,6 +202,9 @@ pub struct RedisStats {
     pub state_pending: u64,
     /// Whether the command connection is up.
     pub connected: bool,
+    /// Presence channels watched here whose other nodes' members are not loaded yet (their
+    /// subscribers get this node's members only until then, then joins for the others).
+    pub presence_loading: u64,
 }
 
 /// Cluster-wide figures, read from Redis.
@@ -276,6 +285,9 @@ pub(crate) struct Shared {
     pub(crate) state_exited: AtomicBool,
     /// Cluster figures read at the last heartbeat.
     pub(crate) snapshot: Mutex<Option<ClusterStats>>,
+    /// Other nodes' members of the presence channels this node has subscribers in. Locked
+    /// under a hub channel's lock (never the other way round).
+    pub(crate) mirrors: Mutex<HashMap<ChannelKey, mirror::Mirror>>,
 }
 
 /// The Redis broker. Cheap to clone: every clone is the same broker.
@@ -318,6 +330,7 @@ impl RedisBroker {
                 stopped: AtomicBool::new(false),
                 state_exited: AtomicBool::new(false),
                 snapshot: Mutex::new(None),
+                mirrors: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -365,6 +378,7 @@ impl RedisBroker {
             subscriptions: c.subscriptions.load(Ordering::Relaxed),
             state_pending: self.shared.lock_local().dirty.len() as u64 + c.in_flight.load(Ordering::Acquire),
             connected: self.shared.connected.load(Ordering::Relaxed),
+            presence_loading: self.shared.lock_mirrors().values().filter(|m| !m.is_loaded()).count() as u64,
         }
     }
 
@@ -526,6 +540,26 @@ impl Broker for RedisBroker {
         }
     }
 
+    fn present_elsewhere(&self, channel: &ChannelKey, user_id: &str) -> bool {
+        self.shared
+            .lock_mirrors()
+            .get(channel)
+            .is_some_and(|m| m.present(user_id))
+    }
+
+    fn remote_members(&self, channel: &ChannelKey) -> Vec<Member> {
+        self.shared
+            .lock_mirrors()
+            .get(channel)
+            .map(mirror::Mirror::members)
+            .unwrap_or_default()
+    }
+
+    /// Redis as last seen: a publication made while it is down would not reach the others.
+    fn is_available(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
     fn presence(&self, change: &PresenceChange) {
         let mut local = self.shared.lock_local();
         match change {
@@ -558,6 +592,10 @@ impl Broker for RedisBroker {
 impl Shared {
     pub(crate) fn lock_local(&self) -> MutexGuard<'_, Local> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_mirrors(&self) -> MutexGuard<'_, HashMap<ChannelKey, mirror::Mirror>> {
+        self.mirrors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_rx(&self) -> MutexGuard<'_, Option<mpsc::Receiver<Publication>>> {

@@ -12,26 +12,41 @@ const NS: &str = r#"
 local function ns(s) return tostring(#s) .. ':' .. s end
 "#;
 
+/// Records a node-level presence change of a channel: adds `node\x1fuser` to `P:pn:<ch>` (or
+/// removes it), bumps the channel's version `P:pv:<ch>` and publishes the change with it on the
+/// channel (`N` node app name user present info version), for the other nodes' mirrors.
+const NODE_CHANGE: &str = r#"
+local function node_change(p, node, app, name, user, present, info)
+  local suffix = app .. ':' .. name
+  if present == '1' then
+    redis.call('SADD', p .. ':pn:' .. suffix, node .. '\31' .. user)
+  else
+    redis.call('SREM', p .. ':pn:' .. suffix, node .. '\31' .. user)
+  end
+  local v = redis.call('INCR', p .. ':pv:' .. suffix)
+  redis.call('PEXPIRE', p .. ':pv:' .. suffix, 86400000)
+  redis.call('SPUBLISH', p .. ':ch:' .. suffix,
+    'N' .. ns(node) .. ns(app) .. ns(name) .. ns(user) .. ns(present) .. ns(info) .. ns(tostring(v)))
+end
+"#;
+
 /// ARGV: prefix, node, app, name, user, present (1/0), info JSON ('' for none).
 /// Returns 1 when the user joined the cluster, -1 when it left it, 0 otherwise.
 pub(crate) static PRESENCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NS}{}",
+        "{NS}{NODE_CHANGE}{}",
         r#"
 local p, node, app, name, user, present, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local field = app .. '\31' .. name .. '\31' .. user
 local nodeset = p .. ':node:' .. node .. ':p'
 local members = p .. ':p:' .. app .. ':' .. name
 local infos = p .. ':pi:' .. app .. ':' .. name
-local chan = p .. ':ch:' .. app .. ':' .. name
 if present == '1' then
   if redis.call('SADD', nodeset, field) == 1 then
     local n = redis.call('HINCRBY', members, user, 1)
-    if n == 1 then
-      redis.call('HSET', infos, user, info)
-      redis.call('SPUBLISH', chan, 'J' .. ns(node) .. ns(app) .. ns(name) .. ns(user) .. ns(info))
-      return 1
-    end
+    if n == 1 then redis.call('HSET', infos, user, info) end
+    node_change(p, node, app, name, user, '1', info)
+    if n == 1 then return 1 end
   end
 else
   if redis.call('SREM', nodeset, field) == 1 then
@@ -39,9 +54,9 @@ else
     if n <= 0 then
       redis.call('HDEL', members, user)
       redis.call('HDEL', infos, user)
-      redis.call('SPUBLISH', chan, 'L' .. ns(node) .. ns(app) .. ns(name) .. ns(user))
-      return -1
     end
+    node_change(p, node, app, name, user, '0', '')
+    if n <= 0 then return -1 end
   end
 end
 return 0
@@ -75,7 +90,7 @@ return {before, after}
 /// another reaper got there first.
 pub(crate) static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NS}{}",
+        "{NS}{NODE_CHANGE}{}",
         r#"
 local p, node = ARGV[1], ARGV[2]
 if redis.call('HDEL', p .. ':nodes', node) == 0 then return false end
@@ -91,9 +106,9 @@ for _, field in ipairs(redis.call('SMEMBERS', nodeset)) do
     if n <= 0 then
       redis.call('HDEL', members, user)
       redis.call('HDEL', p .. ':pi:' .. app .. ':' .. name, user)
-      redis.call('SPUBLISH', p .. ':ch:' .. app .. ':' .. name, 'L' .. ns(node) .. ns(app) .. ns(name) .. ns(user))
       table.insert(out, 'm'); table.insert(out, app); table.insert(out, name); table.insert(out, user)
     end
+    node_change(p, node, app, name, user, '0', '')
   end
 end
 redis.call('DEL', nodeset)
@@ -119,4 +134,17 @@ redis.call('DEL', p .. ':alive:' .. node)
 return out
 "#
     ))
+});
+
+/// ARGV: prefix, app, name. A presence channel as one read: `{version, {node\x1fuser...},
+/// {user, info, ...}}` (the version is that of the last change these reflect).
+pub(crate) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local p, app, name = ARGV[1], ARGV[2], ARGV[3]
+local suffix = app .. ':' .. name
+local v = tonumber(redis.call('GET', p .. ':pv:' .. suffix) or '0')
+return {v, redis.call('SMEMBERS', p .. ':pn:' .. suffix), redis.call('HGETALL', p .. ':pi:' .. suffix)}
+"#,
+    )
 });

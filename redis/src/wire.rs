@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use wsengine_hub::{ChannelKey, Data, Publication, codec::Member};
+use wsengine_hub::{ChannelKey, Data, Publication};
+
+use crate::mirror::NodeChange;
 
 /// A publication made on another node.
 pub(crate) const PUBLICATION: u8 = b'P';
-/// A user joined a presence channel somewhere in the cluster (first node to have it).
-pub(crate) const JOIN: u8 = b'J';
-/// A user left a presence channel everywhere in the cluster.
-pub(crate) const LEAVE: u8 = b'L';
+/// A node gained or lost a user in a presence channel (built by the Lua scripts).
+pub(crate) const NODE_PRESENCE: u8 = b'N';
 /// Close a user's connections on every node (control channel).
 pub(crate) const CLOSE_USER: u8 = b'K';
 
@@ -102,29 +102,28 @@ pub(crate) fn decode_publication(mut fields: Fields<'_>) -> Option<Publication> 
     Some(publication)
 }
 
-/// `J` node app name user info (JSON text, empty when none) — built by the presence script.
-/// `L` node app name user.
-pub(crate) fn decode_presence(kind: u8, mut fields: Fields<'_>) -> Option<(ChannelKey, Member, bool)> {
+/// `N` node app name user present(1/0) info(JSON text, empty when none) version.
+pub(crate) fn decode_node_presence(node: &str, mut fields: Fields<'_>) -> Option<(ChannelKey, NodeChange)> {
     let app = fields.next_str()?;
     let name = fields.next_str()?;
     let user = fields.next_str()?;
-    let info = if kind == JOIN {
-        let info = fields.next_str()?;
-        if info.is_empty() {
-            None
-        } else {
-            Data::from_json_str(info).ok()
-        }
-    } else {
+    let present = fields.next_str()? == "1";
+    let info = fields.next_str()?;
+    let version = fields.next_str()?.parse().ok()?;
+    let info = if info.is_empty() {
         None
+    } else {
+        Data::from_json_str(info).ok()
     };
     Some((
         ChannelKey::new(app, name),
-        Member {
-            user_id: Arc::from(user),
+        NodeChange {
+            version,
+            node: Arc::from(node),
+            user: Arc::from(user),
+            present,
             info,
         },
-        kind == JOIN,
     ))
 }
 

@@ -60,8 +60,14 @@ impl Codec for PusherCodec {
                 wire::channel_event(event, channel.name(), data, user)
             }
             Output::Error { message, .. } => wire::error(None, message),
-            // Presence, subscriptions and pongs are Pusher's own (see session.rs), per Pusher
-            // user rather than per hub connection.
+            // Joins and leaves come from the hub's presence, where a Pusher connection is
+            // present as its channel_data user: once per user, across nodes with a broker.
+            Output::PresenceJoin { channel, member } => {
+                let info = member.info.as_ref().map(|info| info.to_json());
+                wire::member_added(channel.name(), &member.user_id, info.as_deref())
+            }
+            Output::PresenceLeave { channel, user_id } => wire::member_removed(channel.name(), user_id),
+            // Member lists, subscriptions and pongs are Pusher's own (see session.rs).
             _ => return None,
         };
         Some(Message::from(text))

@@ -28,6 +28,18 @@ fn fail<T>(status: StatusCode, message: impl Into<String>) -> Result<T> {
     Err(Failure(status, message.into()))
 }
 
+/// A publication other nodes cannot get now is refused, not answered 200 and lost there.
+fn broker_available(hub: &Hub) -> Result<()> {
+    if hub.is_broker_available() {
+        Ok(())
+    } else {
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "publications cannot reach the other nodes now; try again",
+        )
+    }
+}
+
 fn respond(status: StatusCode, body: &Value) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;
@@ -133,10 +145,12 @@ impl Shared {
         match segments.as_slice() {
             ["events"] => {
                 post_only(method)?;
+                broker_available(hub)?;
                 self.events(hub, app, body)
             }
             ["batch_events"] => {
                 post_only(method)?;
+                broker_available(hub)?;
                 self.batch_events(hub, app, body)
             }
             ["channels"] => {

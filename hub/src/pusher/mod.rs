@@ -221,10 +221,10 @@ pub(crate) struct PusherConn {
     pub(crate) pinged: Option<Instant>,
 }
 
+/// A presence user's connections on this node (for webhooks; the member list and info are the
+/// hub's).
 pub(crate) struct PresenceUser {
     pub(crate) connections: usize,
-    /// `user_info` as JSON text.
-    pub(crate) info: Option<Arc<str>>,
 }
 
 pub(crate) struct Cached {

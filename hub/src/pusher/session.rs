@@ -268,7 +268,20 @@ impl Shared {
             .is_some_and(|c| c.channels.iter().any(|(k, _)| *k == key));
         let mut hooks = Vec::new();
         if !already {
-            match hub.subscribe(connection, &key) {
+            // Present in the hub as the Pusher user, so the hub (and a broker) counts Pusher
+            // members across nodes and announces them once (see PusherCodec::encode).
+            let subscribed = match &member {
+                Some((user, info)) => hub.subscribe_member(
+                    connection,
+                    &key,
+                    crate::codec::Member {
+                        user_id: Arc::clone(user),
+                        info: info.as_deref().and_then(|text| Data::from_json_str(text).ok()),
+                    },
+                ),
+                None => hub.subscribe(connection, &key),
+            };
+            match subscribed {
                 Ok(_) => {}
                 Err(SubscribeError::NoConnection) => return,
                 Err(_) => {
@@ -291,27 +304,23 @@ impl Shared {
             if let Some(conn) = state.conns.get_mut(&connection) {
                 conn.channels.push((key.clone(), user));
             }
-            if let Some((user, info)) = &member {
+            if let Some((user, _)) = &member {
                 let users = state.presence.entry(key.clone()).or_default();
-                let entry = users.entry(Arc::clone(user)).or_insert(PresenceUser {
-                    connections: 0,
-                    info: info.clone(),
-                });
+                let entry = users.entry(Arc::clone(user)).or_insert(PresenceUser { connections: 0 });
                 entry.connections += 1;
                 if entry.connections == 1 {
-                    let frame = wire::member_added(name, user, info.as_deref());
-                    hub.send_to_channel(&key, Message::from(frame), &Except::Connection(connection));
                     hooks.push(WebhookEvent::member("member_added", name, user));
                 }
             }
         }
         let reply = if kind.presence {
-            let users = state.presence.get(&key);
-            let members = users
+            // The hub's members: every node's, where a broker knows them.
+            let members: Vec<(Arc<str>, Option<String>)> = hub
+                .presence(&key)
                 .into_iter()
-                .flat_map(|u| u.iter())
-                .map(|(id, user)| (&**id, user.info.as_deref()));
-            wire::presence_succeeded(name, members)
+                .map(|m| (m.user_id, m.info.map(|info| info.to_json().into_owned())))
+                .collect();
+            wire::presence_succeeded(name, members.iter().map(|(id, info)| (&**id, info.as_deref())))
         } else {
             wire::subscription_succeeded(name)
         };
@@ -553,16 +562,15 @@ impl Shared {
 
     /// Presence users of a channel: ids in order.
     pub(crate) fn presence_users(&self, key: &ChannelKey) -> Vec<String> {
-        self.state()
-            .presence
-            .get(key)
-            .map(|users| users.keys().map(|u| u.to_string()).collect())
+        self.hub
+            .get()
+            .map(|hub| hub.presence(key).iter().map(|m| m.user_id.to_string()).collect())
             .unwrap_or_default()
     }
 
     /// How many users are in a presence channel.
     pub(crate) fn user_count(&self, key: &ChannelKey) -> usize {
-        self.state().presence.get(key).map_or(0, |users| users.len())
+        self.hub.get().map_or(0, |hub| hub.presence_count(key))
     }
 
     /// Remembers the last event of a cache channel.
@@ -605,9 +613,8 @@ fn leave(state: &mut State, hub: &Hub, key: &ChannelKey, user: Option<&str>, hoo
                 u.connections == 0
             });
             if gone {
+                // The hub announced the leave when the connection left its channel.
                 users.remove(user);
-                let frame = wire::member_removed(key.name(), user);
-                hub.send_to_channel(key, Message::from(frame), &Except::Nobody);
                 hooks.push(WebhookEvent::member("member_removed", key.name(), user));
             }
             if users.is_empty() {

@@ -1,6 +1,9 @@
 //! Three hubs over one real redis-server behave as one hub.
 #![allow(unreachable_pub)]
 
+mod http;
+mod presence;
+mod pusher;
 mod support;
 
 use serde_json::json;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use wsengine_hub::pusher::{Pusher, PusherApp, PusherConfig};
 use wsengine_hub::{CodecId, Hub, HubConfig};
 use wsengine_redis::{ClusterEvent, RedisBroker, RedisConfig};
 use wsengine_tokio::{Message, WebSocket};
@@ -146,6 +147,9 @@ impl Drop for RedisServer {
 pub struct Node {
     pub addr: SocketAddr,
     pub hub: Hub,
+    /// Pusher app `1` (key `key`, secret `secret`) on `/app/key`, sharing the native clients'
+    /// channels.
+    pub pusher: Pusher,
     pub broker: RedisBroker,
     pub events: Arc<Mutex<Vec<ClusterEvent>>>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -176,7 +180,13 @@ impl Node {
             ws.ping_interval = None;
             ws
         });
-        let hub = Hub::builder().config(hub_config).broker(broker.clone()).build();
+        let pusher = Pusher::new(PusherConfig::new(vec![
+            PusherApp::new("1", "key", "secret").with_namespace(wsengine_hub::DEFAULT_APP),
+        ]));
+        let mut builder = Hub::builder().config(hub_config).broker(broker.clone());
+        let pusher_codec = builder.add_codec(pusher.codec()).expect("codec slot");
+        let hub = builder.build();
+        pusher.attach(&hub);
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
         broker.on_event(move |event| sink.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone()));
@@ -194,11 +204,18 @@ impl Node {
                 while let Ok((stream, peer)) = listener.accept().await {
                     let hub = hub.clone();
                     tokio::spawn(async move {
+                        let pick = move |request: &wsengine::Request| {
+                            if Pusher::is_websocket_path(request.path()) {
+                                pusher_codec
+                            } else {
+                                CodecId::NATIVE
+                            }
+                        };
                         let _ = hub
                             .accept::<_, wsengine_tokio::TokioTimer>(
                                 wsengine_tokio::TokioIo::new(stream),
                                 Some(peer),
-                                |_| CodecId::NATIVE,
+                                pick,
                             )
                             .await;
                     });
@@ -208,6 +225,7 @@ impl Node {
         Self {
             addr,
             hub,
+            pusher,
             broker,
             events,
             runtime: Some(runtime),
