@@ -14,6 +14,8 @@
 #   client         core's blocking autobahn_client example           \  as clients of the suite's
 #   client-tokio   wsengine-tokio's tokio_autobahn_client example     >  fuzzing server, inside a
 #   client-smol    wsengine-smol's smol_autobahn_client example      /   private network namespace
+#   cli-echo       `wsengine echo --deflate` (the program's echo server, multi-threaded tokio);
+#                  checked against server-tokio's expected file (same engine; --update is refused)
 #   proxy          `wsengine proxy` in front of server-tokio's echo server (scripts/autobahn-
 #                  proxy.sh); checked against server-tokio's expected file, since the proxy
 #                  must be transparent (--update is refused)
@@ -89,7 +91,13 @@ run_fuzzingclient() {
   outdir="$root/autobahn/reports/$agent"
   work="$(mktemp -d)"
   echo "autobahn: starting $agent: $*"
-  "$1" "127.0.0.1:$port" "${@:2}" >"$work/server.log" 2>&1 &
+  # The listen address goes where the command says {addr}, or else right after the program.
+  local command=() placed=""
+  for arg in "$@"; do
+    if [ "$arg" = "{addr}" ]; then command+=("127.0.0.1:$port"); placed=1; else command+=("$arg"); fi
+  done
+  [ -n "$placed" ] || command=("$1" "127.0.0.1:$port" "${@:2}")
+  "${command[@]}" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -161,6 +169,12 @@ case "$mode" in
     run_fuzzingclient wsengine-proxy "$expected/server-tokio.json" "$patterns" \
       "$here/autobahn-proxy.sh" "$root/target/release/wsengine" "$echo_bin"
     ;;
+  cli-echo)
+    if [ -n "$update" ]; then echo "autobahn: cli-echo mode checks against server-tokio.json; update that mode" >&2; exit 2; fi
+    cargo build --release -p wsengine-cli >&2
+    run_fuzzingclient wsengine-cli-echo "$expected/server-tokio.json" "$patterns" \
+      "$root/target/release/wsengine" --log warn echo "{addr}" --deflate
+    ;;
   client)
     run_client wsengine-blocking-client "$expected/client-blocking.json" \
       "$(build_example wsengine autobahn_client)"
@@ -171,7 +185,7 @@ case "$mode" in
       "$(build_example "wsengine-$runtime" "${runtime}_autobahn_client")"
     ;;
   *)
-    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|client|client-tokio|client-smol|proxy [--full | --subset | --cases PATTERNS] [--update]" >&2
+    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|cli-echo|client|client-tokio|client-smol|proxy [--full | --subset | --cases PATTERNS] [--update]" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,7 @@
 //! `wsengine`: the command-line program. One module per subcommand.
 
+mod bench;
+mod echo;
 mod proxy;
 mod serve;
 
@@ -27,6 +29,11 @@ enum Command {
     Serve(serve::Args),
     /// Configuration tools (`config check FILE`).
     Config(serve::ConfigArgs),
+    /// Echo every WebSocket message (the Autobahn testee; --deflate for permessage-deflate).
+    Echo(echo::Args),
+    /// Load an echoing WebSocket server: N connections, K messages in flight or a rate, HDR
+    /// latency percentiles and messages/s (--json for one line).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +49,8 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::Serve(args) => serve::run(args, cli.log),
         Command::Config(args) => serve::config_command(args),
+        Command::Echo(args) => echo::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
