@@ -77,8 +77,9 @@ impl std::fmt::Debug for Transmit {
 /// Frames waiting for the transport, in the order they must go out.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    /// The handshake head: always first, and never dropped.
-    head: Option<Bytes>,
+    /// The handshake head: always first, and never dropped. Boxed: an open connection would
+    /// carry its size for nothing.
+    head: Option<Box<Bytes>>,
     /// Pings and pongs: they may go between the frames of a fragmented message (§5.4), so
     /// they overtake queued data to keep heartbeats and replies timely.
     control: SpareQueue<Transmit>,
@@ -94,7 +95,7 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn push_head(&mut self, head: Bytes) {
         self.buffered += head.len();
-        self.head = Some(head);
+        self.head = Some(Box::new(head));
     }
 
     pub(crate) fn push_data(&mut self, transmit: Transmit) {
@@ -125,12 +126,12 @@ impl Outbox {
         self.control.clear();
         self.data.clear();
         self.pongs_queued = 0;
-        self.buffered = self.head.as_ref().map_or(0, Bytes::len);
+        self.buffered = self.head.as_deref().map_or(0, Bytes::len);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Transmit> {
         let transmit = if let Some(head) = self.head.take() {
-            Transmit::raw(head)
+            Transmit::raw(*head)
         } else if let Some(control) = self.control.pop_front() {
             if is_pong(&control) {
                 self.pongs_queued -= 1;
