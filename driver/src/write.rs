@@ -22,23 +22,30 @@ const MAX_SLICES: usize = 64;
 /// heartbeat must not wait behind a megabyte of data).
 #[derive(Debug, Default)]
 pub(crate) struct WriteQueue {
-    /// Buffers ready to write; the first may be partly written.
-    chunks: VecDeque<Chunk>,
     /// Small frames being gathered, written in place after the chunks; becomes a chunk when a
     /// large payload follows, when it reaches [`SEAL_AT`] or when a write takes part of it.
     tail: BytesMut,
+    /// Chunks and waiting control frames, only while there are any: most bursts are small
+    /// frames alone, and every connection would carry their size.
+    more: Option<Box<Overflow>>,
+    /// Bytes not yet written, in `more` and `tail`.
+    len: usize,
     /// Whether `tail` ends with a whole frame (not with a large payload's header).
     tail_ends_frame: bool,
-    /// Pings and pongs waiting for a frame boundary.
-    control: BytesMut,
-    /// Bytes of `chunks[0]` already written.
-    written: usize,
     /// The bytes written so far end inside a frame.
     mid_frame: bool,
     /// A handshake head is queued: nothing may overtake it, so control frames queue in order.
     in_order: bool,
-    /// Bytes not yet written, in `chunks`, `tail` and `control`.
-    len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Overflow {
+    /// Buffers ready to write before the tail; the first may be partly written.
+    chunks: VecDeque<Chunk>,
+    /// Pings and pongs waiting for a frame boundary.
+    control: BytesMut,
+    /// Bytes of `chunks[0]` already written.
+    written: usize,
 }
 
 #[derive(Debug)]
@@ -69,8 +76,9 @@ impl WriteQueue {
         } else if !self.in_order && transmit.can_overtake_data() {
             // Every ping and pong goes here (not only those behind data), so they keep their
             // own order: pongs answer pings in the order they came (§5.5.3).
-            self.control.extend_from_slice(transmit.header());
-            self.control.extend_from_slice(transmit.payload());
+            let control = &mut self.more().control;
+            control.extend_from_slice(transmit.header());
+            control.extend_from_slice(transmit.payload());
             return;
         }
         if self.tail.capacity() == 0 {
@@ -87,7 +95,7 @@ impl WriteQueue {
         } else {
             self.tail_ends_frame = false;
             self.seal_tail();
-            self.chunks.push_back(Chunk {
+            self.more().chunks.push_back(Chunk {
                 bytes: payload.clone(),
                 ends_frame: true,
             });
@@ -101,24 +109,33 @@ impl WriteQueue {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            if !self.control.is_empty() && !self.mid_frame && self.written == 0 {
-                let bytes = self.control.split().freeze();
-                self.chunks.push_front(Chunk {
+            let Some(more) = self.more.as_deref_mut() else {
+                // Small frames alone (the common case): one buffer, written in place.
+                if self.tail.is_empty() {
+                    break;
+                }
+                let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.tail))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.advance(n);
+                continue;
+            };
+            if !more.control.is_empty() && !self.mid_frame && more.written == 0 {
+                let bytes = more.control.split().freeze();
+                more.chunks.push_front(Chunk {
                     bytes,
                     ends_frame: true,
                 });
-                self.control = BytesMut::new();
+                more.control = BytesMut::new();
             }
-            if self.chunks.is_empty() && self.tail.is_empty() {
-                break;
-            }
-            // With a control frame waiting, write only up to the next frame boundary.
-            let stop_at_boundary = !self.control.is_empty();
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
             let mut stopped = false;
-            for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
-                let start = if i == 0 { self.written } else { 0 };
+            // With a control frame waiting, write only up to the next frame boundary.
+            let stop_at_boundary = !more.control.is_empty();
+            for (i, chunk) in more.chunks.iter().take(MAX_SLICES).enumerate() {
+                let start = if i == 0 { more.written } else { 0 };
                 slices[i] = IoSlice::new(&chunk.bytes[start..]);
                 count += 1;
                 if stop_at_boundary && chunk.ends_frame {
@@ -126,11 +143,15 @@ impl WriteQueue {
                     break;
                 }
             }
+            stopped |= count < more.chunks.len();
             // The gathered small frames go as the last buffer, written in place: the tail keeps
             // its capacity instead of being frozen into a chunk and freed once written.
-            if !stopped && count == self.chunks.len() && count < MAX_SLICES && !self.tail.is_empty() {
+            if !stopped && count < MAX_SLICES && !self.tail.is_empty() {
                 slices[count] = IoSlice::new(&self.tail);
                 count += 1;
+            }
+            if count == 0 {
+                break;
             }
             let n = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
@@ -142,30 +163,34 @@ impl WriteQueue {
         Poll::Ready(Ok(()))
     }
 
+    fn more(&mut self) -> &mut Overflow {
+        self.more.get_or_insert_with(Box::default)
+    }
+
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             let bytes = self.tail.split().freeze();
-            self.chunks.push_back(Chunk {
-                bytes,
-                ends_frame: self.tail_ends_frame,
-            });
+            let ends_frame = self.tail_ends_frame;
+            self.more().chunks.push_back(Chunk { bytes, ends_frame });
         }
     }
 
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
-        while n > 0 {
-            let Some(first) = self.chunks.front() else { break };
-            let left = first.bytes.len() - self.written;
-            if n < left {
-                self.written += n;
-                self.mid_frame = true;
-                return;
+        if let Some(more) = self.more.as_deref_mut() {
+            while n > 0 {
+                let Some(first) = more.chunks.front() else { break };
+                let left = first.bytes.len() - more.written;
+                if n < left {
+                    more.written += n;
+                    self.mid_frame = true;
+                    return;
+                }
+                n -= left;
+                more.written = 0;
+                self.mid_frame = !first.ends_frame;
+                more.chunks.pop_front();
             }
-            n -= left;
-            self.written = 0;
-            self.mid_frame = !first.ends_frame;
-            self.chunks.pop_front();
         }
         if n > 0 {
             // The rest came from the tail, which is only written once every chunk is out.
@@ -181,12 +206,17 @@ impl WriteQueue {
                 self.mid_frame = true;
             }
         }
-        if self.chunks.is_empty() && self.tail.is_empty() && self.control.is_empty() {
+        if self
+            .more
+            .as_deref()
+            .is_some_and(|more| more.chunks.is_empty() && more.control.is_empty())
+        {
+            self.more = None;
+        }
+        if self.more.is_none() && self.tail.is_empty() {
             // Idle connections keep no write buffer (DESIGN.md: an idle connection costs almost
             // nothing): the tail's buffer waits for the next burst on this thread.
-            self.chunks = VecDeque::new();
             park_tail(std::mem::take(&mut self.tail));
-            self.control = BytesMut::new();
             self.mid_frame = false;
             self.in_order = false;
         }
