@@ -4,7 +4,7 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 
-use super::head::{HeadBuffer, copy_headers, http_version};
+use super::head::{HeadBuffer, http_version, share_headers};
 use super::header_values::{has_token, header_tokens, parse_extensions};
 use super::server::{Negotiated, is_engine_header, is_valid_protocol};
 use super::{HandshakeError, accept_key};
@@ -229,9 +229,12 @@ impl ResponseParser {
             return Ok(None);
         };
         let bytes = self.head.bytes();
+        // One copy of the head, which every header value then shares.
+        let head = Bytes::copy_from_slice(bytes.get(..head_len).unwrap_or_default());
+        let trailing = Bytes::copy_from_slice(bytes.get(head_len..).unwrap_or_default());
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Response::new(&mut headers);
-        match parsed.parse(&bytes[..head_len]) {
+        match parsed.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => {
                 return Err(HandshakeError::MalformedResponse("incomplete response head".into()));
@@ -244,8 +247,7 @@ impl ResponseParser {
         let mut http = http::Response::new(());
         *http.status_mut() = status;
         *http.version_mut() = http_version(parsed.version);
-        copy_headers(parsed.headers, http.headers_mut()).map_err(malformed)?;
-        let trailing = Bytes::copy_from_slice(&bytes[head_len..]);
+        share_headers(parsed.headers, &head, http.headers_mut()).map_err(malformed)?;
         Ok(Some((self.check(http)?, trailing)))
     }
 

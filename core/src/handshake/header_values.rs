@@ -66,18 +66,31 @@ pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, InvalidExten
 
 /// Every comma-separated element of every `name` header, trimmed, empty ones skipped.
 pub(crate) fn header_tokens<'a>(headers: &'a HeaderMap, name: &'a HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+    tokens(headers.get_all(name).iter().map(http::HeaderValue::as_bytes))
 }
 
 /// Whether a `name` header lists `token`, compared case-insensitively.
 pub(crate) fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Every comma-separated element of the header `values`, trimmed, empty ones skipped; values
+/// that are not visible ASCII are skipped whole, as `HeaderValue::to_str` fails on them.
+pub(crate) fn tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a str> {
+    values
+        .filter_map(visible_str)
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// A header value as text if it is visible ASCII and tabs, like `HeaderValue::to_str`.
+pub(crate) fn visible_str(value: &[u8]) -> Option<&str> {
+    // UTF-8 first: it is fast on ASCII and rejects most of what is not visible ASCII.
+    let text = std::str::from_utf8(value).ok()?;
+    text.bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then_some(text)
 }
 
 /// Whether `s` is a non-empty RFC 9110 token.
@@ -86,8 +99,24 @@ pub(crate) fn is_token(s: &str) -> bool {
 }
 
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+/// RFC 9110 `tchar`, as a table: the extension lexer asks once per byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 struct Lexer<'a> {
     rest: &'a [u8],
@@ -117,7 +146,10 @@ impl Lexer<'_> {
         }
         let (token, tail) = self.rest.split_at(len);
         self.rest = tail;
-        Ok(String::from_utf8_lossy(token).into_owned())
+        // Token bytes are ASCII, so this always succeeds.
+        std::str::from_utf8(token)
+            .map(str::to_owned)
+            .map_err(|_| InvalidExtensionHeader)
     }
 
     fn quoted_token(&mut self) -> Result<String, InvalidExtensionHeader> {
@@ -191,6 +223,26 @@ mod tests {
         );
         assert_eq!(parse_extensions("").unwrap(), vec![]);
         assert_eq!(parse_extensions(" , a ,").unwrap(), vec![offer("a", &[])]);
+    }
+
+    #[test]
+    fn tchar_table_matches_the_grammar() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), expected, "{b}");
+        }
+    }
+
+    #[test]
+    fn visible_str_matches_header_value_to_str() {
+        for b in 0..=255u8 {
+            let bytes = [b'a', b];
+            let ours = visible_str(&bytes);
+            let theirs = http::HeaderValue::from_bytes(&bytes).ok();
+            if let Some(value) = theirs {
+                assert_eq!(ours, value.to_str().ok(), "{b}");
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod error;
 mod head;
 mod header_values;
 mod origin;
+mod raw_head;
 mod server;
 
 pub use client::{ClientRequest, Response};
@@ -30,10 +31,18 @@ const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key` value (§4.2.2).
 pub fn accept_key(key: &[u8]) -> String {
+    String::from_utf8_lossy(&accept_key_bytes(key)).into_owned()
+}
+
+/// [`accept_key`] without the allocation: base64 of a SHA-1 digest is always 28 ASCII bytes.
+pub(crate) fn accept_key_bytes(key: &[u8]) -> [u8; 28] {
     let mut sha1 = Sha1::new();
     sha1.update(key);
     sha1.update(WEBSOCKET_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+    let mut out = [0u8; 28];
+    // 20 bytes encode to exactly 28 with padding, so the slice always fits.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(sha1.finalize(), &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The server side of the opening handshake (RFC 6455 §4.2).
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 
-use super::head::{HeadBuffer, copy_headers, http_version};
-use super::header_values::{ExtensionOffer, has_token, header_tokens, is_token, parse_extensions};
-use super::{HandshakeError, accept_key};
+use super::head::{HeadBuffer, find_head_end};
+use super::header_values::{ExtensionOffer, is_token, parse_extensions, tokens, visible_str};
+use super::raw_head::RawHead;
+use super::{HandshakeError, accept_key_bytes};
 use crate::config::Config;
 use crate::error::ApiMisuse;
 
@@ -14,9 +17,92 @@ use crate::error::ApiMisuse;
 /// ([`Connection::accept`](crate::Connection::accept)) or reject.
 #[derive(Clone, Debug)]
 pub struct Request {
-    http: http::Request<()>,
+    // Shared: a connection hands the application a copy and keeps one to answer it with, so
+    // a clone costs a reference count instead of copying the header map.
+    inner: Arc<RequestInner>,
+}
+
+#[derive(Debug)]
+struct RequestInner {
+    head: Head,
     protocols: Vec<String>,
     extensions: Vec<ExtensionOffer>,
+}
+
+/// The request head as parsed here, or as another HTTP stack handed it over.
+#[derive(Debug)]
+enum Head {
+    Raw(RawHead),
+    Http(http::Request<()>),
+}
+
+impl Head {
+    fn method(&self) -> &Method {
+        match self {
+            Self::Raw(raw) => raw.method(),
+            Self::Http(http) => http.method(),
+        }
+    }
+
+    fn version(&self) -> Version {
+        match self {
+            Self::Raw(raw) => raw.version(),
+            Self::Http(http) => http.version(),
+        }
+    }
+
+    fn uri(&self) -> &Uri {
+        match self {
+            Self::Raw(raw) => raw.uri(),
+            Self::Http(http) => http.uri(),
+        }
+    }
+
+    fn http(&self) -> &http::Request<()> {
+        match self {
+            Self::Raw(raw) => raw.http(),
+            Self::Http(http) => http,
+        }
+    }
+
+    /// The values of every `name` header, in order.
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        match self {
+            Self::Raw(raw) => Values::Raw(raw.values(name)),
+            Self::Http(http) => Values::Map(http.headers().get_all(name).iter()),
+        }
+    }
+
+    /// The first `name` header as text, like `HeaderMap::get` and `HeaderValue::to_str`.
+    fn first_str<'a>(&'a self, name: &'a HeaderName) -> Option<&'a str> {
+        self.values(name).next().and_then(visible_str)
+    }
+
+    /// Whether a `name` header lists `token`, compared case-insensitively (as
+    /// `header_values::has_token`, on bytes: visible ASCII needs no UTF-8 check).
+    fn has_token(&self, name: &HeaderName, token: &str) -> bool {
+        self.values(name)
+            .filter(|value| visible_str(value).is_some())
+            .flat_map(|value| value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+}
+
+/// Header values from either form of [`Head`].
+enum Values<'a, R> {
+    Raw(R),
+    Map(http::header::ValueIter<'a, HeaderValue>),
+}
+
+impl<'a, R: Iterator<Item = &'a [u8]>> Iterator for Values<'a, R> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Self::Raw(raw) => raw.next(),
+            Self::Map(map) => map.next().map(HeaderValue::as_bytes),
+        }
+    }
 }
 
 impl Request {
@@ -27,56 +113,52 @@ impl Request {
         *head.uri_mut() = request.uri().clone();
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
-        Self::validate(head)
+        Self::validate(Head::Http(head))
     }
 
     /// The full request head.
     pub fn http(&self) -> &http::Request<()> {
-        &self.http
+        self.inner.head.http()
     }
 
     /// The request target.
     pub fn uri(&self) -> &Uri {
-        self.http.uri()
+        self.inner.head.uri()
     }
 
     /// The path of the request target.
     pub fn path(&self) -> &str {
-        self.http.uri().path()
+        self.inner.head.uri().path()
     }
 
     /// The query string of the request target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.http.uri().query()
+        self.inner.head.uri().query()
     }
 
     /// All request headers.
     pub fn headers(&self) -> &HeaderMap {
-        self.http.headers()
+        self.inner.head.http().headers()
     }
 
     /// The `Origin` header, sent by browsers (see [`OriginPolicy`](super::OriginPolicy)).
     pub fn origin(&self) -> Option<&str> {
-        self.http.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        self.inner.head.first_str(&header::ORIGIN)
     }
 
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference.
     pub fn protocols(&self) -> &[String] {
-        &self.protocols
+        &self.inner.protocols
     }
 
     /// Extensions offered in `Sec-WebSocket-Extensions`, in order.
     pub fn extensions(&self) -> &[ExtensionOffer] {
-        &self.extensions
+        &self.inner.extensions
     }
 
     /// The client's `Sec-WebSocket-Key`.
     pub fn key(&self) -> &str {
-        self.http
-            .headers()
-            .get(header::SEC_WEBSOCKET_KEY)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.inner.head.first_str(&header::SEC_WEBSOCKET_KEY).unwrap_or("")
     }
 
     /// The `101 Switching Protocols` response accepting this request, for a driver whose HTTP
@@ -92,7 +174,7 @@ impl Request {
         headers.extend(accept.headers.clone());
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        let key = HeaderValue::try_from(accept_key(self.key().as_bytes())).map_err(invalid)?;
+        let key = HeaderValue::from_bytes(&accept_key_bytes(self.key().as_bytes())).map_err(invalid)?;
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, key);
         if let Some(protocol) = &accept.protocol {
             headers.insert(
@@ -112,7 +194,7 @@ impl Request {
     /// Checks the application's answer and negotiates extensions from the offers.
     pub(crate) fn negotiate(&self, accept: &Accept, config: &Config) -> Result<Negotiated, ApiMisuse> {
         if let Some(p) = &accept.protocol {
-            if !self.protocols.iter().any(|offered| offered == p) {
+            if !self.inner.protocols.iter().any(|offered| offered == p) {
                 return Err(ApiMisuse::ProtocolNotOffered(p.clone()));
             }
         }
@@ -124,7 +206,7 @@ impl Request {
             .deflate
             .as_ref()
             .filter(|_| accept.compression)
-            .and_then(|deflate| crate::deflate::accept_offers(&self.extensions, deflate));
+            .and_then(|deflate| crate::deflate::accept_offers(&self.inner.extensions, deflate));
         #[cfg(not(feature = "deflate"))]
         let _ = config;
         Ok(Negotiated {
@@ -134,51 +216,61 @@ impl Request {
         })
     }
 
-    fn validate(http: http::Request<()>) -> Result<Self, HandshakeError> {
-        if http.method() != Method::GET {
-            return Err(HandshakeError::MethodNotAllowed(http.method().to_string()));
+    fn validate(head: Head) -> Result<Self, HandshakeError> {
+        let (protocols, extensions) = Self::check(&head)?;
+        Ok(Self {
+            inner: Arc::new(RequestInner {
+                head,
+                protocols,
+                extensions,
+            }),
+        })
+    }
+
+    /// RFC 6455 §4.2.1; returns the offered subprotocols and extensions.
+    fn check(head: &Head) -> Result<(Vec<String>, Vec<ExtensionOffer>), HandshakeError> {
+        if head.method() != Method::GET {
+            return Err(HandshakeError::MethodNotAllowed(head.method().to_string()));
         }
-        if http.version() < Version::HTTP_11 {
+        if head.version() < Version::HTTP_11 {
             return Err(HandshakeError::HttpVersion);
         }
-        let headers = http.headers();
-        if !headers.contains_key(header::HOST) {
+        if head.values(&header::HOST).next().is_none() {
             return Err(HandshakeError::MissingHost);
         }
-        if !has_token(headers, &header::UPGRADE, "websocket") {
+        if !head.has_token(&header::UPGRADE, "websocket") {
             return Err(HandshakeError::NotWebSocket);
         }
-        if !has_token(headers, &header::CONNECTION, "upgrade") {
+        if !head.has_token(&header::CONNECTION, "upgrade") {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
-        let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+        let mut versions = head.values(&header::SEC_WEBSOCKET_VERSION);
         match (versions.next(), versions.next()) {
-            (Some(v), None) if v.as_bytes().trim_ascii() == b"13" => {}
+            (Some(v), None) if v.trim_ascii() == b"13" => {}
             (v, _) => {
-                let offered = v
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .unwrap_or_default();
+                let offered = v.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
                 return Err(HandshakeError::UnsupportedVersion(offered));
             }
         }
-        let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+        let mut keys = head.values(&header::SEC_WEBSOCKET_KEY);
         match (keys.next(), keys.next()) {
-            (Some(key), None) if is_valid_key(key.as_bytes()) => {}
+            (Some(key), None) if is_valid_key(key) => {}
             _ => return Err(HandshakeError::InvalidKey),
         }
-        let protocols = header_tokens(headers, &header::SEC_WEBSOCKET_PROTOCOL)
+        let protocols = tokens(head.values(&header::SEC_WEBSOCKET_PROTOCOL))
             .map(str::to_owned)
             .collect();
         let mut extensions = Vec::new();
-        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
-            let value = value.to_str().map_err(|_| HandshakeError::InvalidExtensions)?;
-            extensions.extend(parse_extensions(value).map_err(|_| HandshakeError::InvalidExtensions)?);
+        for value in head.values(&header::SEC_WEBSOCKET_EXTENSIONS) {
+            let value = visible_str(value).ok_or(HandshakeError::InvalidExtensions)?;
+            let offers = parse_extensions(value).map_err(|_| HandshakeError::InvalidExtensions)?;
+            if extensions.is_empty() {
+                extensions = offers;
+            } else {
+                extensions.extend(offers);
+            }
         }
-        Ok(Self {
-            http,
-            protocols,
-            extensions,
-        })
+        Ok((protocols, extensions))
     }
 }
 
@@ -331,10 +423,20 @@ impl Negotiated {
 
 /// The `101` response on the wire.
 pub(crate) fn accept_bytes(request: &Request, accept: &Accept, negotiated: &Negotiated) -> Bytes {
-    let mut out = BytesMut::with_capacity(160);
-    write_status_line(&mut out, StatusCode::SWITCHING_PROTOCOLS);
-    out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-    out.put_slice(accept_key(request.key().as_bytes()).as_bytes());
+    const HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Accept: ";
+    // Sized up front (the fixed part, the key, each optional header) so the buffer is
+    // allocated once.
+    let protocol_len = accept.protocol.as_ref().map_or(0, |p| 26 + p.len());
+    let extensions_len = negotiated.extensions_header().map_or(0, |e| 28 + e.len());
+    let headers_len: usize = accept
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let mut out = BytesMut::with_capacity(HEAD.len() + 28 + 4 + protocol_len + extensions_len + headers_len);
+    out.put_slice(HEAD);
+    out.put_slice(&accept_key_bytes(request.key().as_bytes()));
     out.put_slice(b"\r\n");
     if let Some(protocol) = &accept.protocol {
         out.put_slice(b"Sec-WebSocket-Protocol: ");
@@ -357,13 +459,21 @@ pub(crate) struct RequestParser {
     head: HeadBuffer,
 }
 
-/// Headers beyond this count are answered with 431, like an oversized head.
-const MAX_HEADERS: usize = 64;
-
 impl RequestParser {
     /// Feeds bytes; once the head is complete, returns the validated request and the bytes that
     /// followed it (frames a client sent without waiting for the response).
     pub(crate) fn push(&mut self, data: &[u8], max_size: usize) -> Result<Option<(Request, Bytes)>, HandshakeError> {
+        if self.head.is_empty() {
+            // The usual case: the whole head in one read. Parse it where it lies instead of
+            // buffering it first.
+            if let Some(head_len) = find_head_end(data, 0) {
+                let (head, trailing) = data.split_at_checked(head_len).ok_or(HandshakeError::RequestTooLarge)?;
+                if head_len > max_size {
+                    return Err(HandshakeError::RequestTooLarge);
+                }
+                return Ok(Some((parse_head(head)?, Bytes::copy_from_slice(trailing))));
+            }
+        }
         let Some(head_len) = self
             .head
             .push(data, max_size)
@@ -372,30 +482,15 @@ impl RequestParser {
             return Ok(None);
         };
         let bytes = self.head.bytes();
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&bytes[..head_len]) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => {
-                return Err(HandshakeError::MalformedRequest("incomplete request head".into()));
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::RequestTooLarge),
-            Err(e) => return Err(HandshakeError::MalformedRequest(e.to_string())),
-        }
-        let malformed = |what: &str| HandshakeError::MalformedRequest(what.to_owned());
-        let mut http = http::Request::new(());
-        let method = parsed.method.unwrap_or_default();
-        *http.method_mut() = Method::from_bytes(method.as_bytes()).map_err(|_| malformed("invalid method"))?;
-        *http.uri_mut() = parsed
-            .path
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| malformed("invalid request target"))?;
-        *http.version_mut() = http_version(parsed.version);
-        copy_headers(parsed.headers, http.headers_mut()).map_err(malformed)?;
-        let trailing = Bytes::copy_from_slice(&bytes[head_len..]);
-        Ok(Some((Request::validate(http)?, trailing)))
+        let head = bytes.get(..head_len).ok_or(HandshakeError::RequestTooLarge)?;
+        let trailing = Bytes::copy_from_slice(bytes.get(head_len..).unwrap_or_default());
+        Ok(Some((parse_head(head)?, trailing)))
     }
+}
+
+/// Parses and validates a complete request head (ending with its blank line).
+fn parse_head(head: &[u8]) -> Result<Request, HandshakeError> {
+    Request::validate(Head::Raw(RawHead::parse(head)?))
 }
 
 fn is_valid_key(key: &[u8]) -> bool {
