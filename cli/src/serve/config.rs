@@ -66,6 +66,9 @@ pub(crate) struct Config {
     /// WebSocket heartbeats.
     #[serde(default)]
     pub heartbeat: HeartbeatConfig,
+    /// Pusher settings shared by every app.
+    #[serde(default)]
+    pub pusher: PusherSettings,
     /// What happens to a connection that does not read fast enough.
     #[serde(default)]
     pub slow_consumer: SlowConsumer,
@@ -122,6 +125,75 @@ pub(crate) struct AppConfig {
     /// Where channel events are posted.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// A disabled app refuses Pusher connections (4003) and HTTP API requests (403); its open
+    /// connections are closed when a reload disables it. The default app cannot be disabled.
+    #[serde(default = "enabled")]
+    pub enabled: Spanned<bool>,
+    /// Pusher connections the app may hold at once; beyond it a client gets 4100 (0: no cap).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Client events one Pusher connection may send a second; beyond it `pusher:error` 4301
+    /// (0: no cap).
+    #[serde(default = "client_events_per_second")]
+    pub client_events_per_second: u32,
+    /// Largest event `data` in bytes, from the HTTP API and from clients.
+    #[serde(default = "max_event_size")]
+    pub max_event_size: usize,
+    /// With `user_authentication`: a connection not signed in this long after connecting is
+    /// closed with 4009 (0: never).
+    #[serde(default, deserialize_with = "duration")]
+    pub signin_timeout: Duration,
+}
+
+fn enabled() -> Spanned<bool> {
+    Spanned::new(0..0, true)
+}
+
+fn client_events_per_second() -> u32 {
+    10
+}
+
+fn max_event_size() -> usize {
+    10 << 10
+}
+
+/// Pusher settings shared by every app (a change needs a restart).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PusherSettings {
+    /// Silence after which a Pusher client pings, told to clients at connect (whole seconds).
+    #[serde(deserialize_with = "duration")]
+    pub activity_timeout: Duration,
+    /// How long a client pinged for inactivity has to answer before it is closed with 4201.
+    #[serde(deserialize_with = "duration")]
+    pub pong_timeout: Duration,
+    /// How far an HTTP API request's `auth_timestamp` may be from now.
+    #[serde(deserialize_with = "duration")]
+    pub timestamp_window: Duration,
+    /// Largest HTTP API body in bytes (413 beyond).
+    pub max_body_size: usize,
+    /// Channels one `POST /events` may name.
+    pub max_trigger_channels: usize,
+    /// Events one `POST /batch_events` may hold.
+    pub max_batch_events: usize,
+    /// How long a cache channel keeps its last event.
+    #[serde(deserialize_with = "duration")]
+    pub cache_ttl: Duration,
+}
+
+impl Default for PusherSettings {
+    fn default() -> Self {
+        let pusher = wsengine_hub::pusher::PusherConfig::new(Vec::new());
+        Self {
+            activity_timeout: Duration::from_secs(u64::from(pusher.activity_timeout)),
+            pong_timeout: pusher.pong_timeout,
+            timestamp_window: Duration::from_secs(pusher.timestamp_window),
+            max_body_size: pusher.max_body_bytes,
+            max_trigger_channels: pusher.max_trigger_channels,
+            max_batch_events: pusher.max_batch_events,
+            cache_ttl: pusher.cache_ttl,
+        }
+    }
 }
 
 /// A webhook target.
@@ -443,6 +515,26 @@ impl Config {
                 return Err(invalid(text, origin, name.span().start, Some("default_app"), message));
             }
         }
+        let default = self.default_app();
+        if !*default.enabled.get_ref() {
+            let message = format!(
+                "app {:?} is the default app (of /ws and /tank clients) and cannot be disabled",
+                default.id.get_ref()
+            );
+            return Err(invalid(
+                text,
+                origin,
+                default.enabled.span().start,
+                Some("enabled"),
+                message,
+            ));
+        }
+        let activity = self.pusher.activity_timeout;
+        if activity.subsec_nanos() != 0 || !(1..=u64::from(u32::MAX)).contains(&activity.as_secs()) {
+            let at = find_key(text, "activity_timeout");
+            let message = "must be a whole number of seconds, at least 1".to_owned();
+            return Err(invalid(text, origin, at, Some("activity_timeout"), message));
+        }
         for listener in &self.listeners {
             match (&listener.tls_cert, &listener.tls_key) {
                 (Some(cert), Some(key)) => {
@@ -512,6 +604,11 @@ fn embedded_app() -> AppConfig {
         client_events: true,
         user_authentication: false,
         webhooks: Vec::new(),
+        enabled: enabled(),
+        max_connections: 0,
+        client_events_per_second: client_events_per_second(),
+        max_event_size: max_event_size(),
+        signin_timeout: Duration::ZERO,
     }
 }
 
@@ -718,6 +815,34 @@ events = ["channel_occupied", "channel_vacated", "member_added", "member_removed
         let (line, key, message) = error_of(&format!("{SOKETI}ca = \"/etc/ssl/ca.pem\"\n"));
         assert_eq!((line, key.as_str()), (11, "ca"), "{message}");
         assert!(message.contains("https://"), "{message}");
+    }
+
+    #[test]
+    fn app_settings_and_pusher_settings() {
+        let text = "[[apps]]\nid = \"off\"\nkey = \"off-key\"\nsecret = \"s\"\n\
+                    enabled = false\nmax_connections = 5\nclient_events_per_second = 0\n\
+                    max_event_size = 100\nsignin_timeout = \"30s\"\n\
+                    [[apps]]\nid = \"main\"\nkey = \"main-key\"\nsecret = \"s\"\n\
+                    [pusher]\nactivity_timeout = \"60s\"\ncache_ttl = \"1m\"\nmax_batch_events = 3\n";
+        let config = Config::parse(&format!("default_app = \"main\"\n{text}"), "x").unwrap();
+        let app = &config.apps[0];
+        assert!(!*app.enabled.get_ref());
+        assert_eq!(
+            (app.max_connections, app.client_events_per_second, app.max_event_size),
+            (5, 0, 100)
+        );
+        assert_eq!(app.signin_timeout, Duration::from_secs(30));
+        assert!(*config.apps[1].enabled.get_ref());
+        assert_eq!(config.apps[1].client_events_per_second, 10);
+        assert_eq!(config.pusher.activity_timeout, Duration::from_secs(60));
+        assert_eq!(config.pusher.cache_ttl, Duration::from_secs(60));
+        assert_eq!(config.pusher.max_batch_events, 3);
+        assert_eq!(config.pusher.max_trigger_channels, 100);
+        // The default app (the first, here) cannot be disabled.
+        let (line, key, message) = error_of(text);
+        assert_eq!((line, key.as_str()), (5, "enabled"), "{message}");
+        let (line, key, _) = error_of("[pusher]\nactivity_timeout = \"1500ms\"\n");
+        assert_eq!((line, key.as_str()), (2, "activity_timeout"));
     }
 
     #[test]

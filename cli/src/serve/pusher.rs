@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use wsengine_hub::limits::Rate;
 use wsengine_hub::pusher::{Pusher, PusherApp, PusherConfig};
 
 use super::config::{Config, WebhookEvent};
@@ -13,7 +14,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Pusher over the configuration's apps, and the receiving end of its webhook queue.
 pub(crate) fn build(config: &Config) -> (Pusher, WebhookQueue) {
-    let pusher = Pusher::new(PusherConfig::new(apps_of(config)));
+    let settings = &config.pusher;
+    let mut pusher_config = PusherConfig::new(apps_of(config));
+    // Checked with the configuration: whole seconds that fit.
+    pusher_config.activity_timeout = u32::try_from(settings.activity_timeout.as_secs()).unwrap_or(u32::MAX);
+    pusher_config.pong_timeout = settings.pong_timeout;
+    pusher_config.timestamp_window = settings.timestamp_window.as_secs();
+    pusher_config.max_body_bytes = settings.max_body_size;
+    pusher_config.max_trigger_channels = settings.max_trigger_channels;
+    pusher_config.max_batch_events = settings.max_batch_events;
+    pusher_config.cache_ttl = settings.cache_ttl;
+    let pusher = Pusher::new(pusher_config);
     let (sink, queue) = super::webhooks::queue(config);
     pusher.set_webhook_sink(sink);
     (pusher, queue)
@@ -35,6 +46,11 @@ pub(crate) fn apps_of(config: &Config) -> Vec<PusherApp> {
             for webhook in &app.webhooks {
                 pusher_app = pusher_app.with_webhook(webhook.url.as_str());
             }
+            pusher_app.enabled = *app.enabled.get_ref();
+            pusher_app.max_connections = (app.max_connections > 0).then_some(app.max_connections);
+            pusher_app.client_event_rate = Rate::per_second(app.client_events_per_second);
+            pusher_app.max_event_bytes = app.max_event_size;
+            pusher_app.signin_timeout = (!app.signin_timeout.is_zero()).then_some(app.signin_timeout);
             pusher_app
         })
         .collect()

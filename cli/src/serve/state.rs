@@ -322,6 +322,7 @@ fn restart_only_changes(next: &Config, running: &Config) -> Vec<&'static str> {
     );
     check("auth", next.auth != running.auth);
     check("heartbeat", next.heartbeat != running.heartbeat);
+    check("pusher", next.pusher != running.pusher);
     check("slow_consumer", next.slow_consumer != running.slow_consumer);
     check("broker", next.broker != running.broker);
     check("log", next.log != running.log);

@@ -21,16 +21,21 @@ async fn recv_event(ws: &mut WebSocket, event: &str) -> serde_json::Value {
     panic!("no {event:?} frame");
 }
 
-/// POSTs a signed `body` to the app's HTTP API path: status and body.
+/// POSTs a signed `body` to the default app's HTTP API path: status and body.
 async fn api_post(server: &Server, path: &str, body: &str) -> (u16, String) {
+    api_post_as(server, ("app-key", "app-secret"), path, body).await
+}
+
+/// POSTs `body` to an HTTP API path, signed with `(key, secret)`: status and body.
+async fn api_post_as(server: &Server, (key, secret): (&str, &str), path: &str, body: &str) -> (u16, String) {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
         .to_string();
     let md5 = md5_hex(body.as_bytes());
-    let query = format!("auth_key=app-key&auth_timestamp={timestamp}&auth_version=1.0&body_md5={md5}");
-    let signature = hmac_hex("app-secret", &format!("POST\n{path}\n{query}"));
+    let query = format!("auth_key={key}&auth_timestamp={timestamp}&auth_version=1.0&body_md5={md5}");
+    let signature = hmac_hex(secret, &format!("POST\n{path}\n{query}"));
     let request = format!(
         "POST {path}?{query}&auth_signature={signature} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -252,4 +257,35 @@ async fn https_webhooks_trust_the_configured_ca_and_reuse_one_connection() {
         names.push(body["events"][0]["name"].as_str().unwrap().to_owned());
     }
     assert_eq!(names, ["channel_occupied", "channel_vacated"]);
+}
+
+#[tokio::test]
+async fn app_and_pusher_settings_from_the_config_apply() {
+    let config = temp_file(
+        "app-settings.toml",
+        "[pusher]\nactivity_timeout = \"7s\"\n\
+         [[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n\
+         [[apps]]\nid = \"off\"\nkey = \"off-key\"\nsecret = \"off-secret\"\nenabled = false\n\
+         [[apps]]\nid = \"one\"\nkey = \"one-key\"\nsecret = \"one-secret\"\nmax_connections = 1\n\
+         max_event_size = 100\n",
+    );
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    // A disabled app refuses connections with 4003.
+    let off = connect(&server.url("/app/off-key?protocol=7")).await;
+    assert_eq!(crate::pusher_close(off).await, 4003);
+    // The activity timeout the clients are told is the configured one.
+    let mut first = connect(&server.url("/app/one-key?protocol=7")).await;
+    let established = recv_event(&mut first, "pusher:connection_established").await;
+    let data: serde_json::Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["activity_timeout"], 7, "{established}");
+    // Over the app's connection cap: 4100.
+    let second = connect(&server.url("/app/one-key?protocol=7")).await;
+    assert_eq!(crate::pusher_close(second).await, 4100);
+    // The app's event size limit answers 413 over the HTTP API; under it, 200.
+    let big = json!({"name":"e","channels":["c"],"data":"x".repeat(101)}).to_string();
+    let (status, answer) = api_post_as(&server, ("one-key", "one-secret"), "/apps/one/events", &big).await;
+    assert_eq!(status, 413, "{answer}");
+    let small = json!({"name":"e","channels":["c"],"data":"x".repeat(100)}).to_string();
+    let (status, answer) = api_post_as(&server, ("one-key", "one-secret"), "/apps/one/events", &small).await;
+    assert_eq!(status, 200, "{answer}");
 }
