@@ -4,10 +4,12 @@
 //! The hub calls the broker after delivering locally; a broker delivers what other nodes sent
 //! with [`Hub::deliver_remote`](crate::Hub::deliver_remote).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::channel::ChannelKey;
 use crate::codec::{Member, Publication};
+use crate::limits::CapExceeded;
 
 /// A presence change on this node, for other nodes.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +59,14 @@ pub trait Broker: Send + Sync + 'static {
     fn remote_members(&self, channel: &ChannelKey) -> Vec<Member> {
         let _ = channel;
         Vec::new()
+    }
+    /// Asked at upgrade, after this node's own caps: a cluster-wide cap this connection would
+    /// exceed, from what the broker knows in memory now (it must not block). The upgrade is
+    /// refused with the cap's status (503 total, 429 per IP or user). `client_ip` is `None`
+    /// when the peer is unknown.
+    fn check_caps(&self, client_ip: Option<IpAddr>, user_id: &str) -> Result<(), CapExceeded> {
+        let _ = (client_ip, user_id);
+        Ok(())
     }
     /// Whether publications reach the other nodes right now. An HTTP publication is refused
     /// (503) while this is false; a client's publication is still delivered on this node.

@@ -387,6 +387,17 @@ impl Hub {
                 return Err(Rejection::new(exceeded.status(), exceeded.to_string()));
             }
         };
+        // The cluster's caps, as far as the broker knows them now (the local slot is released
+        // with the guard).
+        if let Err(exceeded) = inner.broker.check_caps(peer.map(|_| client_ip), &identity.user_id) {
+            inner.report(
+                ErrorKind::OverCapacity,
+                None,
+                Some(Arc::clone(&identity.user_id)),
+                format!("cluster: {exceeded}"),
+            );
+            return Err(Rejection::new(exceeded.status(), format!("cluster: {exceeded}")));
+        }
         Ok(Admission {
             identity,
             client,

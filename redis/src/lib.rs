@@ -46,6 +46,7 @@ use tokio::sync::{Notify, mpsc};
 use wsengine_hub::broker::PresenceChange;
 use wsengine_hub::{Broker, ChannelKey, ConnectionId, Hub, HubEvent, Publication, codec::Member};
 
+mod caps;
 pub mod keys;
 mod mirror;
 mod node;
@@ -88,11 +89,13 @@ pub struct RedisConfig {
     pub max_backoff: Duration,
     /// Deadline for one command or connect (default 2 s).
     pub command_timeout: Duration,
-    /// Cluster-wide connections per user; a connection past it is closed with 1008.
+    /// Cluster-wide connections per user: the upgrade is refused (429) when this node knows
+    /// the user is at the cap, and a connection found past it later is closed with 1008.
     pub max_connections_per_user: Option<u64>,
-    /// Cluster-wide connections per client IP; a connection past it is closed with 1008.
+    /// Cluster-wide connections per client IP: refused (429) or closed (1008) likewise.
     pub max_connections_per_ip: Option<u64>,
-    /// Cluster-wide connections; a connection past it is closed with 1013.
+    /// Cluster-wide connections: refused (503) when full as this node knows it, or closed
+    /// (1013).
     pub max_connections: Option<u64>,
     /// How long a cache channel's last event is kept (default 30 min).
     pub cache_ttl: Duration,
@@ -288,6 +291,8 @@ pub(crate) struct Shared {
     /// Other nodes' members of the presence channels this node has subscribers in. Locked
     /// under a hub channel's lock (never the other way round).
     pub(crate) mirrors: Mutex<HashMap<ChannelKey, mirror::Mirror>>,
+    /// Cluster connection counts known without asking Redis (for the caps at upgrade).
+    pub(crate) known: Mutex<caps::Known>,
 }
 
 /// The Redis broker. Cheap to clone: every clone is the same broker.
@@ -331,6 +336,7 @@ impl RedisBroker {
                 state_exited: AtomicBool::new(false),
                 snapshot: Mutex::new(None),
                 mirrors: Mutex::new(HashMap::new()),
+                known: Mutex::new(caps::Known::default()),
             }),
         })
     }
@@ -555,6 +561,10 @@ impl Broker for RedisBroker {
             .unwrap_or_default()
     }
 
+    fn check_caps(&self, client_ip: Option<IpAddr>, user_id: &str) -> Result<(), wsengine_hub::limits::CapExceeded> {
+        caps::check(&self.shared, client_ip, user_id)
+    }
+
     /// Redis as last seen: a publication made while it is down would not reach the others.
     fn is_available(&self) -> bool {
         self.shared.connected.load(Ordering::Relaxed)
@@ -592,6 +602,10 @@ impl Broker for RedisBroker {
 impl Shared {
     pub(crate) fn lock_local(&self) -> MutexGuard<'_, Local> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_known(&self) -> MutexGuard<'_, caps::Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn lock_mirrors(&self) -> MutexGuard<'_, HashMap<ChannelKey, mirror::Mirror>> {

@@ -158,6 +158,7 @@ async fn state(shared: Arc<Shared>) {
                 }
                 reap_dead_nodes(&shared, c).await?;
                 let stats = crate::read_cluster_stats(&shared.config.prefix, c).await?;
+                shared.lock_known().total_read(stats.connections);
                 *shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
             }
             write_dirty(&shared, c).await
@@ -381,6 +382,7 @@ async fn write_one(shared: &Shared, con: &mut MultiplexedConnection, item: &Dirt
         Dirty::User(user) => {
             let conns = shared.lock_local().users.get(user).cloned().unwrap_or_default();
             let (_, after) = count(con, p, node, "u", user, conns.len() as u64).await?;
+            shared.lock_known().user(user, after, conns.len());
             enforce(
                 shared,
                 shared.config.max_connections_per_user,
@@ -392,6 +394,7 @@ async fn write_one(shared: &Shared, con: &mut MultiplexedConnection, item: &Dirt
         Dirty::Ip(ip) => {
             let conns = shared.lock_local().ips.get(ip).cloned().unwrap_or_default();
             let (_, after) = count(con, p, node, "i", &ip.to_string(), conns.len() as u64).await?;
+            shared.lock_known().ip(*ip, after, conns.len());
             enforce(
                 shared,
                 shared.config.max_connections_per_ip,
@@ -403,6 +406,7 @@ async fn write_one(shared: &Shared, con: &mut MultiplexedConnection, item: &Dirt
         Dirty::Total => {
             let conns: Vec<_> = shared.lock_local().conns.keys().copied().collect();
             let (_, after) = count(con, p, node, "t", "all", conns.len() as u64).await?;
+            shared.lock_known().total(after, conns.len());
             if shared.config.max_connections.is_some_and(|max| after > max as i64) {
                 let mut newest = conns;
                 newest.sort();

@@ -1,6 +1,7 @@
 //! Three hubs over one real redis-server behave as one hub.
 #![allow(unreachable_pub)]
 
+mod caps;
 mod http;
 mod presence;
 mod pusher;
