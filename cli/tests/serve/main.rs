@@ -1,6 +1,7 @@
 //! `wsengine serve` as a process: the default configuration end to end (native protocol, tank,
 //! health, stats, metrics, demo page), configuration errors, SIGTERM drain, SIGHUP reload.
 
+mod limits;
 mod pusher;
 mod redis;
 mod support;
