@@ -82,6 +82,19 @@ pub(crate) fn stats_json(shared: &Shared) -> String {
         map.insert("apps".into(), shared.live().apps.len().into());
         if let Some(broker) = &shared.redis {
             map.insert("redis_connected".into(), broker.is_connected().into());
+            // The cluster's figures as read at the broker's last heartbeat (absent while Redis
+            // is unreachable); the rest of this document is this node's.
+            if let Some(cluster) = broker.cluster_snapshot() {
+                map.insert(
+                    "cluster".into(),
+                    serde_json::json!({
+                        "nodes": cluster.nodes,
+                        "connections": cluster.connections,
+                        "channels": cluster.channels,
+                        "subscriptions": cluster.subscriptions,
+                    }),
+                );
+            }
         }
     }
     value.to_string()

@@ -90,4 +90,17 @@ async fn nodes_sharing_redis_act_as_one() {
     let (_, _, stats) = a.get("/stats").await;
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["redis_connected"], true, "{stats}");
+    // Each node's /stats also gives the cluster's figures, read at the broker's heartbeat.
+    for node in [&a, &b] {
+        let start = Instant::now();
+        loop {
+            let (_, _, stats) = node.get("/stats").await;
+            let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+            if stats["cluster"] == json!({"nodes": 2, "connections": 2, "channels": 1, "subscriptions": 2}) {
+                break;
+            }
+            assert!(start.elapsed() < WAIT, "cluster figures never came: {stats}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
