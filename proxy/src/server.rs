@@ -97,18 +97,19 @@ async fn handle(shared: Arc<Shared>, client: Client, request: Request<Incoming>)
     if !route.allows(&path) {
         return status(StatusCode::NOT_FOUND, "path not allowed");
     }
-    if let Some(max) = runtime.config.limits.max_connections {
-        if shared.open.load(Ordering::Relaxed) >= max {
-            return status(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
-        }
+    let upgrade = is_upgrade(&request);
+    if upgrade && !route.config.websocket {
+        return status(StatusCode::NOT_FOUND, "no WebSocket route");
     }
-    if is_upgrade(&request) {
-        if !route.config.websocket {
-            return status(StatusCode::NOT_FOUND, "no WebSocket route");
-        }
-        return crate::upgrade::websocket(shared.clone(), runtime.clone(), route, client, request).await;
+    // The slot is taken before the backend is contacted, so requests arriving together cannot
+    // all pass the check before any of them counts.
+    let Some(slot) = OpenSlot::acquire(&shared, runtime.config.limits.max_connections) else {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+    };
+    if upgrade {
+        return crate::upgrade::websocket(slot, runtime.clone(), route, client, request).await;
     }
-    forward_http(&shared, &runtime, route, &client, request).await
+    forward_http(slot, &runtime, route, &client, request).await
 }
 
 fn is_upgrade<B>(request: &Request<B>) -> bool {
@@ -123,7 +124,7 @@ fn is_upgrade<B>(request: &Request<B>) -> bool {
 /// Forwards a plain HTTP request to a backend of the route's pool (one connection per
 /// request), streaming both bodies.
 async fn forward_http(
-    shared: &Shared,
+    _slot: OpenSlot,
     runtime: &Runtime,
     route: &Route,
     client: &Client,
@@ -168,7 +169,6 @@ async fn forward_http(
             }
         }
     };
-    let _open = OpenGuard::new(shared);
     let backend = lease.backend().clone();
     crate::metrics::Counters::add(&route.counters.http_requests, 1);
     crate::metrics::Counters::add(&backend.counters.http_requests, 1);
@@ -238,19 +238,25 @@ where
     Some(sender)
 }
 
-/// Counts an open connection for `max_connections`.
-pub(crate) struct OpenGuard<'a>(&'a Shared);
+/// One open connection (a WebSocket or an HTTP exchange) counted for `max_connections`,
+/// from before its backend is contacted until it ends.
+pub(crate) struct OpenSlot(Arc<Shared>);
 
-impl<'a> OpenGuard<'a> {
-    pub(crate) fn new(shared: &'a Shared) -> Self {
-        shared.open.fetch_add(1, Ordering::Relaxed);
-        Self(shared)
+impl OpenSlot {
+    /// Counts one more connection, unless `max` are open already.
+    pub(crate) fn acquire(shared: &Arc<Shared>, max: Option<usize>) -> Option<Self> {
+        let max = max.unwrap_or(usize::MAX);
+        shared
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()?;
+        Some(Self(shared.clone()))
     }
 }
 
-impl Drop for OpenGuard<'_> {
+impl Drop for OpenSlot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

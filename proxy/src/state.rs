@@ -134,7 +134,7 @@ impl Shared {
             });
         }
         drop(route_counters);
-        let health = crate::health::spawn(&config.health_check, pools.values());
+        let health = crate::health::spawn(&config.health_check, upstream_tls.clone(), pools.values());
         let (client_ws, backend_ws, backend_ws_plain) = engine_configs(&config);
         let runtime = Runtime {
             config,

@@ -13,12 +13,12 @@ use crate::balance::Lease;
 use crate::headers::{self, Client};
 use crate::relay::{self, Meters};
 use crate::route::Route;
-use crate::server::{Body, status};
-use crate::state::{Runtime, Shared};
+use crate::server::{Body, OpenSlot, status};
+use crate::state::Runtime;
 
 /// Proxies one upgrade request.
 pub(crate) async fn websocket(
-    shared: Arc<Shared>,
+    slot: OpenSlot,
     runtime: Arc<Runtime>,
     route: &Route,
     client: Client,
@@ -118,7 +118,7 @@ pub(crate) async fn websocket(
     };
     let drain = lease.backend().drain_signal();
     tokio::spawn(async move {
-        let _open = crate::server::OpenGuard::new(&shared);
+        let _slot = slot;
         let mut backend_ws = backend_ws;
         let client_ws = match pending.await {
             Ok(ws) => ws,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsengine_tokio::{CloseCode, Message};
 
-use crate::support::{Backend, config, connect, eventually, proxy, whoami};
+use crate::support::{Backend, config, connect, eventually, http_get, proxy, whoami};
 
 async fn distribution(method: &str, weights: &[u32], n: usize) -> Vec<usize> {
     let mut backends = Vec::new();
@@ -217,19 +217,6 @@ async fn metrics_count_per_route_and_backend() {
             .contains("wsengine_proxy_route_open_websockets{route=\"/ws\",upstream=\"p\"} 0")
     })
     .await;
-}
-
-/// One HTTP/1.1 request over a fresh connection; the whole response as text.
-async fn http_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]

@@ -3,16 +3,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use wsengine_tokio::{CloseCause, CloseCode, Error, HandshakeError, Incoming, Message, MessageKind};
+use wsengine_tokio::{CloseCause, CloseCode, Error, Incoming, Message, MessageKind};
 
-use crate::support::{Backend, config, connect, proxy};
-
-fn status_of(result: Result<impl std::fmt::Debug, Error>) -> u16 {
-    match result {
-        Err(Error::Handshake(HandshakeError::UnexpectedStatus(s))) => s.as_u16(),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
+use crate::support::{Backend, config, connect, proxy, status_of};
 
 #[tokio::test]
 async fn echoes_and_passes_client_close_through_exactly() {

@@ -183,3 +183,125 @@ pub(crate) fn dead_port() -> (tokio::net::TcpSocket, SocketAddr) {
     let addr = socket.local_addr().unwrap();
     (socket, addr)
 }
+
+/// One HTTP/1.1 request over a fresh connection; the whole response as text.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str, extra: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A plain HTTP backend (over TLS with an acceptor): `GET /health` is answered with the status
+/// in `health` (200 at first), anything else with 200 and the backend's id. Every request head
+/// is kept, lowercased.
+pub(crate) struct HttpBackend {
+    pub(crate) port: u16,
+    pub(crate) health: Arc<std::sync::atomic::AtomicU16>,
+    pub(crate) heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpBackend {
+    pub(crate) async fn start(id: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let health = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (id, health2, heads2) = (id.to_owned(), health.clone(), heads.clone());
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (id, health, heads, tls) = (id.clone(), health2.clone(), heads2.clone(), tls.clone());
+                connections.spawn(async move {
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                answer(stream, &id, &health, &heads).await;
+                            }
+                        }
+                        None => answer(tcp, &id, &health, &heads).await,
+                    }
+                });
+                // Finished connections are reaped as new ones come, so the set stays small.
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            port,
+            health,
+            heads,
+            task,
+        }
+    }
+
+    pub(crate) fn set_health(&self, status: u16) {
+        self.health.store(status, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The heads of the health checks received so far.
+    pub(crate) fn checks(&self) -> Vec<String> {
+        let heads = self.heads.lock().unwrap();
+        heads
+            .iter()
+            .filter(|h| h.starts_with("get /health "))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one request head (at most 8 KiB) and answers it, closing the connection.
+async fn answer<S>(mut io: S, id: &str, health: &std::sync::atomic::AtomicU16, heads: &Mutex<Vec<String>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let (status, body) = if head.starts_with("get /health ") {
+        (health.load(std::sync::atomic::Ordering::Relaxed), String::new())
+    } else {
+        (200, id.to_owned())
+    };
+    heads.lock().unwrap().push(head);
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = io.write_all(response.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+/// The body of a whole HTTP response.
+pub(crate) fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// The status a handshake got: 101 when it succeeded, else the refusal's.
+pub(crate) fn status_of<T>(result: Result<T, Error>) -> u16 {
+    match result {
+        Ok(_) => 101,
+        Err(Error::Handshake(wsengine_tokio::HandshakeError::UnexpectedStatus(s))) => s.as_u16(),
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -7,7 +7,7 @@ use tokio_rustls::rustls;
 use wsengine_tokio::{ClientRequest, CloseCode, ConnectOptions, Message};
 
 /// A self-signed certificate for `localhost`: (certificate PEM, key PEM, certificate DER).
-fn self_signed() -> (String, String, rustls::pki_types::CertificateDer<'static>) {
+pub(crate) fn self_signed() -> (String, String, rustls::pki_types::CertificateDer<'static>) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let der = certified.cert.der().clone();
     (certified.cert.pem(), certified.key_pair.serialize_pem(), der)
@@ -18,7 +18,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// A TLS acceptor for a backend with this key (PEM) and certificate.
-fn acceptor(key_pem: &str, cert: rustls::pki_types::CertificateDer<'static>) -> tokio_rustls::TlsAcceptor {
+pub(crate) fn acceptor(key_pem: &str, cert: rustls::pki_types::CertificateDer<'static>) -> tokio_rustls::TlsAcceptor {
     let key =
         rustls::pki_types::PrivateKeyDer::Pkcs8(rcgen::KeyPair::from_pem(key_pem).unwrap().serialize_der().into());
     let server = rustls::ServerConfig::builder_with_provider(provider())
