@@ -3,6 +3,8 @@
 # servers round by round, then a table of medians and ratios to wsengine-tokio.
 #
 #   scripts/bench-echo.sh [ROUNDS] [SECONDS]        (defaults: 3 rounds of 5 s after 1 s warm-up)
+#   BENCH_SERVERS="wsengine-tokio fastwebsockets" scripts/bench-echo.sh    (a subset; keep wsengine-tokio,
+#   the ratios' base)
 #
 # Servers (benches/src/bin/bench_echo.rs, built from crates.io): wsengine-tokio, wsengine-smol,
 # tokio-tungstenite, fastwebsockets, tokio-websockets. Load generator: benches/src/bin/loadgen.rs
@@ -13,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 rounds="${1:-3}"
 seconds="${2:-5}"
-servers=(wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets)
+read -r -a servers <<<"${BENCH_SERVERS:-wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets}"
 # connections size in_flight
 loads=("100 20 1" "100 1024 16" "200 16384 1" "500 16384 1" "10 1048576 1")
 port="${BENCH_PORT:-9310}"
