@@ -41,6 +41,13 @@ pub trait Broker: Send + Sync + 'static {
     fn publish(&self, publication: &Publication) {
         let _ = publication;
     }
+    /// A whisper (a client's event for the channel's other subscribers, not kept or
+    /// published) made on this node, already delivered here: `publication.from` is the sender
+    /// and `publication.event` its event. Other nodes deliver it with
+    /// [`Hub::deliver_remote_whisper`](crate::Hub::deliver_remote_whisper).
+    fn whisper(&self, publication: &Publication) {
+        let _ = publication;
+    }
     /// A presence change on this node (already delivered here).
     fn presence(&self, change: &PresenceChange) {
         let _ = change;

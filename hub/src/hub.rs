@@ -446,6 +446,26 @@ impl Hub {
         delivery
     }
 
+    /// Delivers a whisper that came from another node ([`Broker::whisper`]) to this node's
+    /// subscribers of its channel; `None` when it names no sender or event.
+    pub fn deliver_remote_whisper(&self, whisper: &Publication) -> Option<Delivery> {
+        let (from, event) = (whisper.from.as_deref()?, whisper.event.as_deref()?);
+        let Some(channel) = self.inner.channel(&whisper.channel) else {
+            return Some(Delivery::default());
+        };
+        let mut frames = Frames::encoded(Output::Whisper {
+            channel: &whisper.channel,
+            from,
+            event,
+            data: &whisper.data,
+        });
+        let delivery = self
+            .inner
+            .deliver(channel.read().subs.iter(), &mut frames, Skip::default());
+        self.inner.events.flush();
+        Some(delivery)
+    }
+
     /// Delivers a presence change that came from another node to this node's subscribers of
     /// its channel, each in its protocol (no broker call; this node's member list is not
     /// changed).

@@ -633,6 +633,12 @@ impl<T: Timer> Session<'_, T> {
             let inner = ch.read();
             hub.deliver(inner.subs.iter(), &mut frames, skip);
         }
+        hub.broker.whisper(&Publication {
+            channel: message.channel,
+            event: message.event,
+            data: message.data,
+            from: Some(Arc::clone(&self.conn.user)),
+        });
         self.ack(reference);
     }
 

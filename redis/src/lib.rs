@@ -3,7 +3,7 @@
 //! [`RedisBroker`] is the hub's [`Broker`] for a cluster of nodes that
 //! share one Redis server:
 //!
-//! - Publications go through sharded pub/sub (`SPUBLISH`): each node holds one Redis
+//! - Publications and whispers go through sharded pub/sub (`SPUBLISH`): each node holds one Redis
 //!   subscription per channel that has local subscribers (not one per connection), and frames a
 //!   message once per node when it arrives ([`Hub::deliver_remote`]).
 //! - Presence, subscriber counts and connection counts live in Redis per node, moved by
@@ -265,6 +265,12 @@ pub(crate) struct Local {
 
 type Callback = Arc<dyn Fn(&ClusterEvent) + Send + Sync>;
 
+/// What the publisher task sends: a publication, or a whisper (delivered, not kept).
+pub(crate) struct Outgoing {
+    pub(crate) whisper: bool,
+    pub(crate) publication: Publication,
+}
+
 pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) node: Arc<str>,
@@ -275,8 +281,8 @@ pub(crate) struct Shared {
     pub(crate) state_wake: Notify,
     /// Wakes the subscriber (the wanted channels changed).
     pub(crate) sub_wake: Notify,
-    pub(crate) publish_tx: mpsc::Sender<Publication>,
-    publish_rx: Mutex<Option<mpsc::Receiver<Publication>>>,
+    pub(crate) publish_tx: mpsc::Sender<Outgoing>,
+    publish_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     pub(crate) connected: AtomicBool,
     /// Bumped each time the state task (re)connects, so the publisher drops a connection made
     /// before an outage instead of failing a publication on it.
@@ -536,14 +542,17 @@ impl RedisBroker {
 
 impl Broker for RedisBroker {
     fn publish(&self, publication: &Publication) {
-        let shared = &self.shared;
-        if !shared.connected.load(Ordering::Relaxed) {
-            shared.publish_failed(1, "redis unavailable");
-            return;
-        }
-        if shared.publish_tx.try_send(publication.clone()).is_err() {
-            shared.publish_failed(1, "publish buffer full");
-        }
+        self.shared.send(Outgoing {
+            whisper: false,
+            publication: publication.clone(),
+        });
+    }
+
+    fn whisper(&self, publication: &Publication) {
+        self.shared.send(Outgoing {
+            whisper: true,
+            publication: publication.clone(),
+        });
     }
 
     fn present_elsewhere(&self, channel: &ChannelKey, user_id: &str) -> bool {
@@ -604,6 +613,17 @@ impl Shared {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Queues a publication or whisper for the publisher task, or counts it failed.
+    fn send(&self, outgoing: Outgoing) {
+        if !self.connected.load(Ordering::Relaxed) {
+            self.publish_failed(1, "redis unavailable");
+            return;
+        }
+        if self.publish_tx.try_send(outgoing).is_err() {
+            self.publish_failed(1, "publish buffer full");
+        }
+    }
+
     pub(crate) fn lock_known(&self) -> MutexGuard<'_, caps::Known> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -612,7 +632,7 @@ impl Shared {
         self.mirrors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_rx(&self) -> MutexGuard<'_, Option<mpsc::Receiver<Publication>>> {
+    fn lock_rx(&self) -> MutexGuard<'_, Option<mpsc::Receiver<Outgoing>>> {
         self.publish_rx.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -9,16 +9,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use wsengine::CloseCode;
-use wsengine_hub::{ChannelKey, Publication};
+use wsengine_hub::ChannelKey;
 
-use crate::{ClusterErrorKind, ClusterEvent, Dirty, Error, Shared, keys, scripts, wire};
+use crate::{ClusterErrorKind, ClusterEvent, Dirty, Error, Outgoing, Shared, keys, scripts, wire};
 
 /// Most publications in one pipeline.
 const BATCH: usize = 1024;
 /// Most state updates written per wake before the heartbeat gets a turn.
 const STATE_BATCH: usize = 4096;
 
-pub(crate) fn spawn(shared: &Arc<Shared>, rx: mpsc::Receiver<Publication>) {
+pub(crate) fn spawn(shared: &Arc<Shared>, rx: mpsc::Receiver<Outgoing>) {
     tokio::spawn(publisher(Arc::clone(shared), rx));
     tokio::spawn(state(Arc::clone(shared)));
 }
@@ -47,7 +47,7 @@ impl Backoff {
     }
 }
 
-async fn publisher(shared: Arc<Shared>, mut rx: mpsc::Receiver<Publication>) {
+async fn publisher(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut con: Option<MultiplexedConnection> = None;
     let mut con_epoch = 0;
     let mut backoff = Backoff::new(shared.config.max_backoff);
@@ -80,9 +80,10 @@ async fn publisher(shared: Arc<Shared>, mut rx: mpsc::Receiver<Publication>) {
         }
         let Some(c) = con.as_mut() else { continue };
         let mut pipe = redis::pipe();
-        for publication in &batch {
-            let payload = wire::encode_publication(&shared.node, publication);
-            if keys::is_cache_channel(&publication.channel) {
+        for Outgoing { whisper, publication } in &batch {
+            let kind = if *whisper { wire::WHISPER } else { wire::PUBLICATION };
+            let payload = wire::encode_publication(kind, &shared.node, publication);
+            if !whisper && keys::is_cache_channel(&publication.channel) {
                 pipe.cmd("SET")
                     .arg(keys::cache(&prefix, &publication.channel))
                     .arg(&payload)

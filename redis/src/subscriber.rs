@@ -288,6 +288,14 @@ fn handle(shared: &Shared, payload: &[u8]) -> Option<()> {
             shared.count().received.fetch_add(1, Ordering::Relaxed);
             hub.deliver_remote(&publication);
         }
+        wire::WHISPER => {
+            if origin == &*shared.node {
+                return Some(());
+            }
+            let whisper = wire::decode_publication(fields)?;
+            shared.count().received.fetch_add(1, Ordering::Relaxed);
+            hub.deliver_remote_whisper(&whisper)?;
+        }
         wire::NODE_PRESENCE => {
             let (channel, change) = wire::decode_node_presence(origin, fields)?;
             if channel.kind() != ChannelKind::Presence || !shared.lock_mirrors().contains_key(&channel) {

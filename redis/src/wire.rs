@@ -9,6 +9,8 @@ use crate::mirror::NodeChange;
 
 /// A publication made on another node.
 pub(crate) const PUBLICATION: u8 = b'P';
+/// A whisper made on another node (same fields as a publication; delivered, not kept).
+pub(crate) const WHISPER: u8 = b'W';
 /// A node gained or lost a user in a presence channel (built by the Lua scripts).
 pub(crate) const NODE_PRESENCE: u8 = b'N';
 /// Close a user's connections on every node (control channel).
@@ -49,12 +51,12 @@ pub(crate) fn split(payload: &[u8]) -> Option<(u8, &str, Fields<'_>)> {
     Some((kind, node, fields))
 }
 
-/// `P` node app name flags event data from; flags: `e` event present, `f` from present,
+/// `P` (or `W`) node app name flags event data from; flags: `e` event present, `f` from present,
 /// `j` data is JSON (else text).
-pub(crate) fn encode_publication(node: &str, publication: &Publication) -> Vec<u8> {
+pub(crate) fn encode_publication(kind: u8, node: &str, publication: &Publication) -> Vec<u8> {
     let data_text = publication.data.to_text();
     let mut out = Vec::with_capacity(64 + data_text.len());
-    out.push(PUBLICATION);
+    out.push(kind);
     put(&mut out, node.as_bytes());
     put(&mut out, publication.channel.app().as_bytes());
     put(&mut out, publication.channel.name().as_bytes());
@@ -156,7 +158,7 @@ mod tests {
             data: Data::from_json_str("{\"a\":[1,2]}").unwrap_or_else(|_| Data::text("")),
             from: Some(Arc::from("alice")),
         };
-        let bytes = encode_publication("n1", &publication);
+        let bytes = encode_publication(PUBLICATION, "n1", &publication);
         let (kind, node, fields) = split(&bytes).unwrap_or((0, "", Fields { rest: &[] }));
         assert_eq!((kind, node), (PUBLICATION, "n1"));
         assert_eq!(decode_publication(fields), Some(publication));

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wsengine_hub::ChannelKey;
 use wsengine_redis::ClusterEvent;
 
-use crate::support::{Client, Node, RedisServer, cluster, eventually, within};
+use crate::support::{Client, Node, RedisServer, cluster, eventually, subscriptions_settled, within};
 
 pub const ROOM: &str = "presence-room";
 
@@ -224,4 +224,29 @@ async fn a_dead_nodes_members_leave_once_unless_present_elsewhere() {
         .collect();
     assert_eq!(users, ["erin", "w0", "w1"]);
     drop((dave, erin3, erin2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whispers_reach_every_node_once() {
+    let redis = RedisServer::start();
+    let nodes = cluster(&redis, "pwhisper", |_| {}).await;
+    let mut clients = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut c = node.client(&format!("c{i}")).await;
+        c.subscribe("private-chat").await;
+        clients.push(c);
+    }
+    subscriptions_settled(&nodes).await;
+    clients[0]
+        .send_json(json!({"action":"whisper","channel":"private-chat","event":"typing","data":"hi"}))
+        .await;
+    for c in &mut clients[1..] {
+        assert_eq!(
+            c.recv_json().await,
+            json!({"type":"whisper","channel":"private-chat","from":"c0","event":"typing","data":"hi"})
+        );
+    }
+    for c in &mut clients {
+        c.nothing_pending().await;
+    }
 }

@@ -175,6 +175,7 @@ impl Node {
             .expect("runtime");
         let broker = RedisBroker::new(config).expect("broker");
         let mut hub_config = HubConfig::default();
+        hub_config.whispers = true;
         hub_config.websocket = Arc::new({
             let mut ws = wsengine::Config::default();
             ws.ping_interval = None;
