@@ -721,6 +721,24 @@ impl Hub {
         true
     }
 
+    /// Closes a connection once the messages already queued for it have been written (a
+    /// protocol's error frame sent just before, say); `false` when it is not connected.
+    pub(crate) fn close_connection_after_queued(
+        &self,
+        connection: ConnectionId,
+        code: CloseCode,
+        reason: &str,
+    ) -> bool {
+        let Some(conn) = self.inner.connection(connection) else {
+            return false;
+        };
+        conn.request_close(CloseRequest {
+            drain: true,
+            ..kick(code, reason)
+        });
+        true
+    }
+
     /// Closes every connection of a user (tank's `CloseClient`); returns how many.
     pub fn close_user(&self, user_id: &str, code: CloseCode, reason: &str) -> usize {
         let conns = self.inner.user_connections(user_id);

@@ -386,8 +386,9 @@ impl Shared {
             })
             .collect();
         for (id, code, reason) in &close {
+            // The error frame first: the close waits for it to be written.
             hub.send(*id, wsengine::Message::from(wire::error(Some(*code), reason)));
-            hub.close_connection(*id, wsengine::CloseCode(*code), reason);
+            hub.close_connection_after_queued(*id, wsengine::CloseCode(*code), reason);
         }
         close.len()
     }

@@ -1,5 +1,5 @@
 //! Replacing the apps at run time: new keys and secrets apply at once, open connections of a
-//! kept app stay, those of a removed app are closed with 4001.
+//! kept app stay, those of a removed app get a `pusher:error` and a close, both 4001.
 
 use serde_json::json;
 use wsengine_hub::pusher::PusherApp;
@@ -29,15 +29,13 @@ fn set_apps_replaces_keys_secrets_and_removed_apps() {
         assert_eq!(closed, 1);
         assert_eq!(server.pusher.apps().len(), 2);
 
-        // The removed app's connection: closed with 4001, after a pusher:error when it got out
-        // before the close.
+        // The removed app's connection: a pusher:error, then the close, both with 4001.
         let (texts, close) = doomed.until_close().await;
         assert_eq!(close.code.0, 4001);
-        for text in &texts {
-            let frame: serde_json::Value = serde_json::from_str(text).unwrap();
-            assert_eq!(frame["event"], "pusher:error", "{text}");
-            assert_eq!(frame["data"]["code"], 4001, "{text}");
-        }
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        let frame: serde_json::Value = serde_json::from_str(&texts[0]).unwrap();
+        assert_eq!(frame["event"], "pusher:error", "{frame}");
+        assert_eq!(frame["data"]["code"], 4001, "{frame}");
 
         // New key accepted, removed key refused at connect.
         let mut fresh = Client::connect(server.ws, "/app/new-key?protocol=7").await;
@@ -82,7 +80,10 @@ fn disabling_an_app_closes_its_connections_with_4003() {
         let mut app = test_app();
         app.enabled = false;
         assert_eq!(server.pusher.set_apps(vec![app]), 1);
-        let (_, close) = open.until_close().await;
+        let (texts, close) = open.until_close().await;
         assert_eq!(close.code.0, 4003);
+        assert_eq!(texts.len(), 1, "the pusher:error goes out before the close: {texts:?}");
+        let frame: serde_json::Value = serde_json::from_str(&texts[0]).unwrap();
+        assert_eq!(frame["data"]["code"], 4003, "{frame}");
     });
 }
