@@ -46,3 +46,13 @@ where
         self(message)
     }
 }
+
+/// Two filters in a row (what [`HubBuilder::filter`](crate::HubBuilder::filter) builds when
+/// called again): the second sees what the first let through, as the first left it.
+pub(crate) struct Chain(pub(crate) Arc<dyn MessageFilter>, pub(crate) Arc<dyn MessageFilter>);
+
+impl MessageFilter for Chain {
+    fn filter(&self, message: &mut ClientMessage) -> bool {
+        self.0.filter(message) && self.1.filter(message)
+    }
+}

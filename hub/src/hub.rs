@@ -109,9 +109,15 @@ impl HubBuilder {
         self
     }
 
-    /// Middleware over whispers and client publications.
+    /// Adds middleware over whispers and client publications. Several run in the order they
+    /// were added, each seeing the message as the one before left it; the first to say no
+    /// drops it.
     pub fn filter(mut self, filter: impl MessageFilter) -> Self {
-        self.filter = Some(Arc::new(filter));
+        let filter: Arc<dyn MessageFilter> = Arc::new(filter);
+        self.filter = Some(match self.filter.take() {
+            Some(before) => Arc::new(crate::filter::Chain(before, filter)),
+            None => filter,
+        });
         self
     }
 

@@ -224,14 +224,15 @@ pub async fn whisper_rules<R: Rt>() {
     config.whispers = true;
     let hub = Hub::builder()
         .config(config)
+        // Two filters in a row: the second sees what the first changed.
         .filter(|message: &mut ClientMessage| {
-            if message.event.as_deref() == Some("blocked") {
-                return false;
-            }
             if message.event.as_deref() == Some("shout") {
                 message.data = Data::text(message.data.to_text().to_uppercase());
             }
             true
+        })
+        .filter(|message: &mut ClientMessage| {
+            message.event.as_deref() != Some("blocked") && message.data.to_text() != "STOP"
         })
         .build();
     let addr = serve::<R>(&hub).await;
@@ -261,6 +262,11 @@ pub async fn whisper_rules<R: Rt>() {
     a.send_json(whisper("private-chat", "blocked", json!(1), "w2")).await;
     assert_eq!(a.recv_json().await["type"], "ack");
     b.nothing_before_pong("dropped by the filter").await;
+    a.send_json(whisper("private-chat", "shout", json!("stop"), "w2b"))
+        .await;
+    assert_eq!(a.recv_json().await["type"], "ack");
+    b.nothing_before_pong("upper-cased by the first filter, then dropped by the second")
+        .await;
     a.send_json(whisper("private-chat", "shout", json!("hi"), "w3")).await;
     assert_eq!(b.recv_json().await["data"], "HI");
     assert_eq!(a.recv_json().await, json!({"type":"ack","ref":"w3"}));
