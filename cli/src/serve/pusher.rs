@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use wsengine_hub::limits::Rate;
-use wsengine_hub::pusher::{Pusher, PusherApp, PusherConfig};
+use wsengine_hub::pusher::{ClusterChange, Pusher, PusherApp, PusherConfig};
+use wsengine_redis::{ClusterEvent, RedisBroker};
 
 use super::config::{Config, WebhookEvent};
 use super::webhooks::WebhookQueue;
@@ -24,10 +25,33 @@ pub(crate) fn build(config: &Config) -> (Pusher, WebhookQueue) {
     pusher_config.max_trigger_channels = settings.max_trigger_channels;
     pusher_config.max_batch_events = settings.max_batch_events;
     pusher_config.cache_ttl = settings.cache_ttl;
+    // Nodes sharing Redis: occupancy and member webhooks once per cluster, from the broker.
+    pusher_config.cluster_webhooks = config.broker.starts_with("redis://");
     let pusher = Pusher::new(pusher_config);
     let (sink, queue) = super::webhooks::queue(config);
     pusher.set_webhook_sink(sink);
     (pusher, queue)
+}
+
+/// Sends Pusher's channel and member webhooks from the broker's cluster-wide events (each
+/// fires on one node only).
+pub(crate) fn cluster_webhooks(broker: &RedisBroker, pusher: &Pusher) {
+    let pusher = pusher.clone();
+    broker.on_event(move |event| match event {
+        ClusterEvent::ChannelOccupied { channel } => {
+            pusher.cluster_webhook(ClusterChange::ChannelOccupied, channel, None)
+        }
+        ClusterEvent::ChannelVacated { channel } => {
+            pusher.cluster_webhook(ClusterChange::ChannelVacated, channel, None)
+        }
+        ClusterEvent::MemberAdded { channel, user_id } => {
+            pusher.cluster_webhook(ClusterChange::MemberAdded, channel, Some(user_id));
+        }
+        ClusterEvent::MemberRemoved { channel, user_id } => {
+            pusher.cluster_webhook(ClusterChange::MemberRemoved, channel, Some(user_id));
+        }
+        _ => {}
+    });
 }
 
 /// The configuration's apps as Pusher apps.

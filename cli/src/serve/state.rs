@@ -114,6 +114,7 @@ impl Shared {
         let hub = builder.build();
         pusher.attach(&hub);
         if let Some(broker) = &redis {
+            super::pusher::cluster_webhooks(broker, &pusher);
             // Spawns the broker's tasks on the running runtime.
             broker.attach(&hub);
         }

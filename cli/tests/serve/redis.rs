@@ -1,12 +1,15 @@
 //! Two `wsengine serve` nodes sharing a private redis-server act as one hub: a publication on
-//! one node reaches a subscriber on the other.
+//! one node reaches a subscriber on the other, and Pusher's occupancy webhooks come once for
+//! the cluster.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{Server, WAIT, connect, recv_text, recv_type, send_json};
+use crate::support::{Server, WAIT, connect, recv_text, recv_type, send_json, temp_file};
 
 /// A redis-server of our own on a free loopback port, killed on drop.
 struct Redis {
@@ -103,4 +106,121 @@ async fn nodes_sharing_redis_act_as_one() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Waits until `node`'s `/stats` shows the cluster with `subscriptions` subscriptions.
+async fn wait_for_cluster_subscriptions(node: &Server, subscriptions: u64) {
+    let start = Instant::now();
+    loop {
+        let (_, _, stats) = node.get("/stats").await;
+        let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+        if stats["cluster"]["subscriptions"] == subscriptions {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "cluster subscriptions never became {subscriptions}: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An HTTP endpoint that answers 200 to every POST and keeps each body's event names.
+async fn webhook_collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&names);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(tcp);
+                // Requests on a kept-alive connection, one after the other.
+                loop {
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        match stream.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if stream.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    for event in body["events"].as_array().into_iter().flatten() {
+                        let name = format!(
+                            "{} {}",
+                            event["name"].as_str().unwrap_or("?"),
+                            event["channel"].as_str().unwrap_or("?")
+                        );
+                        seen.lock().unwrap().push(name);
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if stream.get_mut().write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, names)
+}
+
+#[tokio::test]
+async fn occupancy_webhooks_come_once_for_the_cluster() {
+    let redis = Redis::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let env = [("WSENGINE_BROKER", url.as_str())];
+    let (hook, names) = webhook_collector().await;
+    let config = temp_file(
+        "cluster-webhooks.toml",
+        &format!(
+            "[[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n\
+             [[apps.webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"channel_occupied\", \"channel_vacated\"]\n"
+        ),
+    );
+    let args = ["--config", config.to_str().unwrap()];
+    let a = Server::start(&args, &env);
+    let b = Server::start(&args, &env);
+    let subscribe = json!({"event":"pusher:subscribe","data":{"channel":"room"}});
+    let unsubscribe = json!({"event":"pusher:unsubscribe","data":{"channel":"room"}});
+    let mut on_a = connect(&a.url("/app/app-key?protocol=7")).await;
+    let mut on_b = connect(&b.url("/app/app-key?protocol=7")).await;
+    // Each node sees the channel occupied and vacated by its own client, but the cluster sees
+    // it occupied once (a's client first) and vacated once (b's client last).
+    send_json(&mut on_a, subscribe.clone()).await;
+    wait_for_cluster_subscriptions(&b, 1).await;
+    send_json(&mut on_b, subscribe).await;
+    wait_for_cluster_subscriptions(&a, 2).await;
+    send_json(&mut on_a, unsubscribe.clone()).await;
+    wait_for_cluster_subscriptions(&b, 1).await;
+    send_json(&mut on_b, unsubscribe).await;
+    let start = Instant::now();
+    while !names.lock().unwrap().iter().any(|n| n == "channel_vacated room") {
+        assert!(
+            start.elapsed() < WAIT,
+            "no channel_vacated: {:?}",
+            names.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second node's webhook would come about as fast as the first: give it time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        *names.lock().unwrap(),
+        ["channel_occupied room", "channel_vacated room"],
+        "{}\n{}",
+        a.log(),
+        b.log()
+    );
 }

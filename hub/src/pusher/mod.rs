@@ -45,6 +45,19 @@ pub use codec::PusherCodec;
 pub use webhook::{Webhook, WebhookEvent, WebhookSink};
 pub use webhook_queue::{Attempt, WebhookQueue, WebhookQueueConfig, WebhookQueueStats};
 
+/// A channel change seen across the cluster, for [`Pusher::cluster_webhook`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterChange {
+    /// The channel's first subscriber anywhere.
+    ChannelOccupied,
+    /// The channel's last subscriber anywhere left.
+    ChannelVacated,
+    /// A user's first connection anywhere joined the presence channel.
+    MemberAdded,
+    /// A user's last connection anywhere left the presence channel.
+    MemberRemoved,
+}
+
 /// One Pusher app: its credentials and what it allows.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -144,6 +157,11 @@ pub struct PusherConfig {
     pub cache_ttl: Duration,
     /// How long a client pinged for inactivity has to answer before it is closed with 4201.
     pub pong_timeout: Duration,
+    /// Several nodes behind one broker: `channel_occupied`, `channel_vacated`, `member_added`
+    /// and `member_removed` webhooks are not sent from what this node sees (each node would
+    /// send its own) but from the broker's cluster-wide events, which the program hands to
+    /// [`Pusher::cluster_webhook`]. Default off (one node).
+    pub cluster_webhooks: bool,
 }
 
 impl PusherConfig {
@@ -159,6 +177,7 @@ impl PusherConfig {
             max_batch_events: 10,
             cache_ttl: Duration::from_secs(30 * 60),
             pong_timeout: Duration::from_secs(30),
+            cluster_webhooks: false,
         }
     }
 }
@@ -312,6 +331,25 @@ impl Pusher {
     /// Whether `path` belongs to the HTTP API (`/apps/...`).
     pub fn is_api_path(path: &str) -> bool {
         path.starts_with("/apps/")
+    }
+
+    /// Sends the webhook of a cluster-wide channel change (see
+    /// [`PusherConfig::cluster_webhooks`]) to the apps whose channels live in `channel`'s hub
+    /// app; `user_id` for `member_added` and `member_removed`.
+    pub fn cluster_webhook(&self, change: ClusterChange, channel: &ChannelKey, user_id: Option<&str>) {
+        let name = match change {
+            ClusterChange::ChannelOccupied => "channel_occupied",
+            ClusterChange::ChannelVacated => "channel_vacated",
+            ClusterChange::MemberAdded => "member_added",
+            ClusterChange::MemberRemoved => "member_removed",
+        };
+        let event = match user_id {
+            Some(user) => WebhookEvent::member(name, channel.name(), user),
+            None => WebhookEvent::channel(name, channel.name()),
+        };
+        for app in self.shared.apps().iter().filter(|app| *app.namespace == *channel.app()) {
+            self.shared.send_webhook(app, std::slice::from_ref(&event));
+        }
     }
 
     /// Pings clients silent for [`PusherConfig::activity_timeout`] with `pusher:ping`, closes

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::Shared;
 use super::sign::hmac_hex;
+use super::{PusherApp, Shared};
 
 /// One webhook event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -88,9 +88,36 @@ struct Body<'a> {
 }
 
 impl Shared {
-    /// Sends `events` of app `app` to its webhook URLs, if it has any and a sink is set.
+    /// Sends `events` of app `app` to its webhook URLs, if it has any and a sink is set. With
+    /// [`cluster_webhooks`](super::PusherConfig::cluster_webhooks) the channel and member events
+    /// come from the broker instead, and are left out here.
     pub(crate) fn webhook(&self, app: &str, events: &[WebhookEvent]) {
-        let (Some(sink), Some(app)) = (self.webhooks.get(), self.app_by_id(app)) else {
+        let Some(app) = self.app_by_id(app) else {
+            return;
+        };
+        if app.webhook_urls.is_empty() {
+            return;
+        }
+        if self.config.cluster_webhooks {
+            let own: Vec<WebhookEvent> = events
+                .iter()
+                .filter(|e| {
+                    !matches!(
+                        e.name,
+                        "channel_occupied" | "channel_vacated" | "member_added" | "member_removed"
+                    )
+                })
+                .cloned()
+                .collect();
+            self.send_webhook(&app, &own);
+        } else {
+            self.send_webhook(&app, events);
+        }
+    }
+
+    /// Sends `events` to `app`'s webhook URLs, if it has any and a sink is set.
+    pub(crate) fn send_webhook(&self, app: &PusherApp, events: &[WebhookEvent]) {
+        let Some(sink) = self.webhooks.get() else {
             return;
         };
         if events.is_empty() || app.webhook_urls.is_empty() {
