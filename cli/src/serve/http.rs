@@ -11,7 +11,9 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
-use wsengine_hub::pusher::Pusher;
+use wsengine_hub::ChannelKey;
+use wsengine_hub::pusher::{ChannelFigures, FiguresWanted, MembersOf, Pusher};
+use wsengine_redis::RedisBroker;
 
 use super::accept::serve;
 use super::demo;
@@ -125,9 +127,71 @@ async fn pusher_api(shared: &Shared, request: Request<Incoming>) -> Response<Bod
             return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"body too large"}"#.into());
         }
     };
-    let response = shared.pusher.handle(Request::from_parts(parts, bytes));
+    let request = Request::from_parts(parts, bytes);
+    // Behind Redis, the channel queries answer with the cluster's figures, not this node's.
+    let wanted = shared.redis.as_ref().zip(shared.pusher.figures_wanted(&request));
+    let response = match wanted {
+        Some((broker, wanted)) => match tokio::time::timeout(FIGURES_TIMEOUT, cluster_figures(broker, &wanted)).await {
+            Ok(Ok(figures)) => shared.pusher.handle_with_figures(request, &figures),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cluster channel figures unavailable");
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"error":"the cluster's channel figures cannot be read now; try again"}"#.into(),
+                );
+            }
+            Err(_) => {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"error":"the cluster's channel figures took too long; try again"}"#.into(),
+                );
+            }
+        },
+        None => shared.pusher.handle(request),
+    };
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Body::from(body))
+}
+
+/// How long reading the cluster's channel figures from Redis may take.
+const FIGURES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The cluster's channels of `wanted.app` with their subscription counts, and the members of
+/// the presence channels the request is about, from Redis.
+async fn cluster_figures(
+    broker: &RedisBroker,
+    wanted: &FiguresWanted,
+) -> Result<ChannelFigures, wsengine_redis::Error> {
+    let mut figures = ChannelFigures {
+        channels: broker
+            .channels()
+            .await?
+            .into_iter()
+            .filter(|(key, _)| *key.app() == *wanted.app)
+            .collect(),
+        ..ChannelFigures::default()
+    };
+    let presence: Vec<ChannelKey> = match &wanted.members_of {
+        MembersOf::None => Vec::new(),
+        MembersOf::Channel(key) => vec![key.clone()],
+        MembersOf::Prefix(prefix) => figures
+            .channels
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.name().starts_with(prefix.as_str()) && key.name().starts_with("presence-"))
+            .cloned()
+            .collect(),
+    };
+    for key in presence {
+        let users = broker
+            .members(&key)
+            .await?
+            .into_iter()
+            .map(|member| member.user_id)
+            .collect();
+        figures.members.insert(key, users);
+    }
+    Ok(figures)
 }
 
 fn is_upgrade<B>(request: &Request<B>) -> bool {

@@ -1,6 +1,6 @@
 //! Two `wsengine serve` nodes sharing a private redis-server act as one hub: a publication on
-//! one node reaches a subscriber on the other, and Pusher's occupancy webhooks come once for
-//! the cluster.
+//! one node reaches a subscriber on the other, Pusher's occupancy webhooks come once for the
+//! cluster, and the Pusher HTTP API answers with the cluster's channel figures on any node.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -223,4 +223,84 @@ async fn occupancy_webhooks_come_once_for_the_cluster() {
         a.log(),
         b.log()
     );
+}
+
+/// A signed Pusher HTTP API `GET` of the default app (`query` without the auth parameters):
+/// status and JSON body.
+async fn api_get(node: &Server, path: &str, query: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut params: Vec<(&str, &str)> = query.to_vec();
+    params.extend([
+        ("auth_key", "app-key"),
+        ("auth_timestamp", &timestamp),
+        ("auth_version", "1.0"),
+    ]);
+    params.sort();
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let query = query.join("&");
+    let signature = wsengine_hub::pusher::sign::hmac_hex("app-secret", &format!("GET\n{path}\n{query}"));
+    let (status, _, body) = node.get(&format!("{path}?{query}&auth_signature={signature}")).await;
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn http_api_answers_with_the_clusters_figures() {
+    let redis = Redis::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let env = [("WSENGINE_BROKER", url.as_str())];
+    let a = Server::start(&[], &env);
+    let b = Server::start(&[], &env);
+    // One member of the presence channel on each node (native clients share the default app's
+    // channels with its Pusher clients).
+    let mut clients = Vec::new();
+    for (node, user) in [(&a, "on-a"), (&b, "on-b")] {
+        let mut client = connect(&node.url(&format!("/ws?user_id={user}"))).await;
+        send_json(&mut client, json!({"action":"subscribe","channel":"presence-lobby"})).await;
+        recv_type(&mut client, "subscribed").await;
+        clients.push(client);
+    }
+    wait_for_cluster_subscriptions(&a, 2).await;
+    // Node a alone has one subscriber and one user; it answers for the cluster.
+    let (status, channel) = api_get(
+        &a,
+        "/apps/app-id/channels/presence-lobby",
+        &[("info", "subscription_count,user_count")],
+    )
+    .await;
+    assert_eq!(status, 200, "{channel}");
+    assert_eq!(
+        channel,
+        json!({"occupied": true, "subscription_count": 2, "user_count": 2})
+    );
+    let (status, users) = api_get(&a, "/apps/app-id/channels/presence-lobby/users", &[]).await;
+    assert_eq!(status, 200, "{users}");
+    let mut ids: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["on-a", "on-b"]);
+    let (status, channels) = api_get(
+        &b,
+        "/apps/app-id/channels",
+        &[
+            ("filter_by_prefix", "presence-"),
+            ("info", "user_count,subscription_count"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{channels}");
+    assert_eq!(
+        channels,
+        json!({"channels": {"presence-lobby": {"subscription_count": 2, "user_count": 2}}})
+    );
+    // An unsigned request costs no Redis read and is refused as before.
+    let (status, _, _) = a.get("/apps/app-id/channels").await;
+    assert_eq!(status, 401);
 }

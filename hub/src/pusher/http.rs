@@ -13,16 +13,16 @@ use serde_json::{Map, Value, json};
 use super::http_query::{decode, get, params, string_to_sign};
 use super::names::{ChannelType, is_valid_channel, is_valid_event_name, user_channel};
 use super::sign::{md5_hex, verify_hex};
-use super::{Pusher, PusherApp, Shared};
+use super::{ChannelFigures, Pusher, PusherApp, Shared};
 use crate::channel::ChannelKey;
 use crate::codec::{Data, Publication};
 use crate::hub::{Except, Hub};
 
 /// An HTTP API failure: its status and message.
 #[derive(Debug)]
-struct Failure(StatusCode, String);
+pub(crate) struct Failure(StatusCode, String);
 
-type Result<T> = std::result::Result<T, Failure>;
+pub(crate) type Result<T> = std::result::Result<T, Failure>;
 
 fn fail<T>(status: StatusCode, message: impl Into<String>) -> Result<T> {
     Err(Failure(status, message.into()))
@@ -109,7 +109,19 @@ impl Pusher {
 
     /// Answers an HTTP API request as if it were `now` (seconds since the Unix epoch).
     pub fn handle_at(&self, request: Request<Bytes>, now: u64) -> Response<Bytes> {
-        match self.shared.api(&request, now) {
+        self.answer(&request, now, None)
+    }
+
+    /// Answers an HTTP API request with the cluster's channel figures (see
+    /// [`figures_wanted`](Self::figures_wanted)) in place of this node's: occupancy,
+    /// subscription and user counts, and presence users.
+    pub fn handle_with_figures(&self, request: Request<Bytes>, figures: &ChannelFigures) -> Response<Bytes> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.answer(&request, now, Some(figures))
+    }
+
+    fn answer(&self, request: &Request<Bytes>, now: u64, figures: Option<&ChannelFigures>) -> Response<Bytes> {
+        match self.shared.api(request, now, figures) {
             Ok((status, body)) => respond(status, &body),
             Err(Failure(status, message)) => respond(status, &json!({ "error": message })),
         }
@@ -117,7 +129,7 @@ impl Pusher {
 }
 
 impl Shared {
-    fn api(&self, request: &Request<Bytes>, now: u64) -> Result<(StatusCode, Value)> {
+    fn api(&self, request: &Request<Bytes>, now: u64, figures: Option<&ChannelFigures>) -> Result<(StatusCode, Value)> {
         let path = request.uri().path();
         let Some(rest) = path.strip_prefix("/apps/") else {
             return fail(StatusCode::NOT_FOUND, "not found");
@@ -155,15 +167,15 @@ impl Shared {
             }
             ["channels"] => {
                 get_only(method)?;
-                self.channels(hub, app, &params)
+                self.channels(hub, app, &params, figures)
             }
             ["channels", name] => {
                 get_only(method)?;
-                self.channel(hub, app, &decode(name), &params)
+                self.channel(hub, app, &decode(name), &params, figures)
             }
             ["channels", name, "users"] => {
                 get_only(method)?;
-                self.users(app, &decode(name))
+                self.users(app, &decode(name), figures)
             }
             ["users", user, "terminate_connections"] => {
                 post_only(method)?;
@@ -174,7 +186,7 @@ impl Shared {
         }
     }
 
-    fn check_signature(
+    pub(crate) fn check_signature(
         &self,
         app: &PusherApp,
         method: &Method,
@@ -253,7 +265,7 @@ impl Shared {
         for channel in &channels {
             let key = self.trigger(hub, app, channel, &trigger.name, &data, &except);
             if info.user_count || info.subscription_count {
-                described.insert(channel.clone(), self.describe(hub, &key, info));
+                described.insert(channel.clone(), self.describe(hub, &key, info, None));
             }
         }
         if info.user_count || info.subscription_count {
@@ -287,7 +299,7 @@ impl Shared {
         for (channel, name, data, except, info) in checked {
             let key = self.trigger(hub, app, &channel, &name, &data, &except);
             any_info |= info.user_count || info.subscription_count;
-            results.push(self.describe(hub, &key, info));
+            results.push(self.describe(hub, &key, info, None));
         }
         if any_info {
             Ok((StatusCode::OK, json!({ "batch": results })))
@@ -351,29 +363,47 @@ impl Shared {
         key
     }
 
-    fn describe(&self, hub: &Hub, key: &ChannelKey, info: Info) -> Value {
+    /// A channel's `info` attributes: the cluster's figures when given, this node's otherwise.
+    fn describe(&self, hub: &Hub, key: &ChannelKey, info: Info, figures: Option<&ChannelFigures>) -> Value {
         let mut out = Map::new();
         if info.user_count && ChannelType::of(key.name()).presence {
-            out.insert("user_count".into(), self.user_count(key).into());
+            let users = figures.map_or_else(|| self.user_count(key), |f| f.users(key).len());
+            out.insert("user_count".into(), users.into());
         }
         if info.subscription_count {
-            out.insert("subscription_count".into(), hub.channel_size(key).into());
+            let count = figures.map_or_else(|| hub.channel_size(key) as u64, |f| f.subscriptions(key));
+            out.insert("subscription_count".into(), count.into());
         }
         Value::Object(out)
     }
 
-    fn channels(&self, hub: &Hub, app: &PusherApp, params: &[(String, String)]) -> Result<(StatusCode, Value)> {
+    fn channels(
+        &self,
+        hub: &Hub,
+        app: &PusherApp,
+        params: &[(String, String)],
+        figures: Option<&ChannelFigures>,
+    ) -> Result<(StatusCode, Value)> {
         let prefix = get(params, "filter_by_prefix").unwrap_or_default();
         let info = parse_info(get(params, "info"))?;
         if info.user_count && !prefix.starts_with("presence-") {
             return fail(StatusCode::BAD_REQUEST, "user_count needs filter_by_prefix=presence-");
         }
+        let keys = match figures {
+            Some(figures) => figures
+                .channels
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, _)| k.clone())
+                .collect(),
+            None => hub.channels(),
+        };
         let mut channels = Map::new();
-        for key in hub.channels() {
+        for key in keys {
             if key.app() != &*app.namespace || !key.name().starts_with(prefix) || key.name().starts_with('#') {
                 continue;
             }
-            channels.insert(key.name().to_owned(), self.describe(hub, &key, info));
+            channels.insert(key.name().to_owned(), self.describe(hub, &key, info, figures));
         }
         Ok((StatusCode::OK, json!({ "channels": channels })))
     }
@@ -384,6 +414,7 @@ impl Shared {
         app: &PusherApp,
         name: &str,
         params: &[(String, String)],
+        figures: Option<&ChannelFigures>,
     ) -> Result<(StatusCode, Value)> {
         if !is_valid_channel(name) && user_channel(name).is_none() {
             return fail(StatusCode::BAD_REQUEST, "invalid channel name");
@@ -394,23 +425,27 @@ impl Shared {
         }
         let key = ChannelKey::new(std::sync::Arc::clone(&app.namespace), name);
         let mut out = Map::new();
-        out.insert("occupied".into(), (hub.channel_size(&key) > 0).into());
-        if let Value::Object(described) = self.describe(hub, &key, info) {
+        let occupied = figures.map_or_else(|| hub.channel_size(&key) > 0, |f| f.subscriptions(&key) > 0);
+        out.insert("occupied".into(), occupied.into());
+        if let Value::Object(described) = self.describe(hub, &key, info, figures) {
             out.extend(described);
         }
         Ok((StatusCode::OK, Value::Object(out)))
     }
 
-    fn users(&self, app: &PusherApp, name: &str) -> Result<(StatusCode, Value)> {
+    fn users(&self, app: &PusherApp, name: &str, figures: Option<&ChannelFigures>) -> Result<(StatusCode, Value)> {
         if !is_valid_channel(name) || !ChannelType::of(name).presence {
             return fail(StatusCode::BAD_REQUEST, "users are only listed for presence channels");
         }
         let key = ChannelKey::new(std::sync::Arc::clone(&app.namespace), name);
-        let users: Vec<Value> = self
-            .presence_users(&key)
-            .into_iter()
-            .map(|id| json!({ "id": id }))
-            .collect();
+        let users: Vec<Value> = match figures {
+            Some(figures) => figures.users(&key).iter().map(|id| json!({ "id": &**id })).collect(),
+            None => self
+                .presence_users(&key)
+                .into_iter()
+                .map(|id| json!({ "id": id }))
+                .collect(),
+        };
         Ok((StatusCode::OK, json!({ "users": users })))
     }
 }

@@ -29,6 +29,7 @@ use crate::hub::Hub;
 use crate::limits::{Rate, TokenBucket};
 
 mod codec;
+mod figures;
 #[cfg(any(test, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod fuzz;
@@ -42,6 +43,7 @@ mod webhook_queue;
 pub mod wire;
 
 pub use codec::PusherCodec;
+pub use figures::{ChannelFigures, FiguresWanted, MembersOf};
 pub use webhook::{Webhook, WebhookEvent, WebhookSink};
 pub use webhook_queue::{Attempt, WebhookQueue, WebhookQueueConfig, WebhookQueueStats};
 
