@@ -18,16 +18,32 @@ fn python() -> PathBuf {
         .expect("HOME or XDG_CACHE_HOME");
     let venv = std::env::var_os("INTEROP_VENV").map_or_else(|| cache.join("wsengine/interop-venv"), PathBuf::from);
     let python = venv.join("bin/python");
+    // Tests run in parallel: one makes the virtualenv, the others wait for it.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let ready = Command::new(&python)
         .args(["-c", "import websockets"])
         .status()
         .is_ok_and(|s| s.success());
     if !ready {
-        let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "cannot create a virtualenv at {venv:?}"
-        );
+        let venv_made = || {
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // Debian's python3 lacks the venv module until python3-venv is installed.
+        let made = venv_made() || {
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    "(apt-get update && apt-get install -y python3-venv) >/dev/null 2>&1",
+                ])
+                .status();
+            venv_made()
+        };
+        assert!(made, "cannot create a virtualenv at {venv:?} (python3-venv)");
         let pip = Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "websockets"])
             .status();
