@@ -17,7 +17,7 @@ use wsengine::{Accept, ClientRequest, Config, Connection, Event, Negotiated, Rol
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn mask(c: &mut Criterion) {
-    for size in [64usize, 1024, 64 << 10, 1 << 20] {
+    for size in [64usize, 256, 1024, 4096, 64 << 10, 1 << 20] {
         let mut group = c.benchmark_group(format!("mask/{size}"));
         group.throughput(Throughput::Bytes(size as u64));
         let source = vec![0xA5u8; size];

@@ -4,33 +4,108 @@
 ///
 /// Returns the key offset for the byte after `buf`, so a payload that arrives in pieces can be
 /// unmasked piece by piece. Masking is an involution: applying it twice restores the input.
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
-    let offset = offset % 4;
+    let end = (offset % 4 + buf.len() % 4) % 4;
     // Rotate the key so that index 0 of `buf` lines up with key byte `offset`.
-    let rotated = [
-        key[offset],
-        key[(offset + 1) % 4],
-        key[(offset + 2) % 4],
-        key[(offset + 3) % 4],
-    ];
-    let word = u64::from_ne_bytes([
-        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2], rotated[3],
-    ]);
-    // Eight bytes at a time: with `from_ne_bytes` on unaligned chunks the compiler emits plain
-    // (and, across several chunks, vectorised: 16-byte XORs on baseline x86-64) loads and
-    // stores, with no `unsafe`. Explicit 32-byte blocks were measured (criterion mask/64,
-    // mask/1024, mask/65536) and gained nothing over this, so the simpler loop stays.
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    let rotated = rotate(key, offset);
+    #[cfg(target_arch = "x86_64")]
+    if buf.len() >= AVX2_FROM && std::arch::is_x86_feature_detected!("avx2") {
+        mask_large(buf, rotated);
+        return end;
     }
-    // Every whole chunk is a multiple of 4 bytes, so the tail starts at key byte 0 of `rotated`.
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= rotated[i % 4];
+    mask_blocks(buf, rotated);
+    end
+}
+
+/// `key` rotated so that its byte `by` (modulo 4) comes first: in little-endian order byte
+/// `by` becomes byte 0.
+#[inline(always)]
+fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
+    u32::from_le_bytes(key).rotate_right(8 * (by % 4) as u32).to_le_bytes()
+}
+
+/// Bytes masked per step: two 16-byte vectors on baseline x86-64, one with AVX2.
+const BLOCK: usize = 32;
+
+/// Below this the inlined baseline loop is faster than calling the AVX2 one (which cannot be
+/// inlined into baseline code): criterion mask/64 took 8.6 ns through AVX2, 3.3 ns inlined,
+/// against memcpy's 2.7-3.9 ns.
+#[cfg(target_arch = "x86_64")]
+const AVX2_FROM: usize = 128;
+
+/// From this length the AVX2 path aligns its stores first (see [`mask_large`]).
+#[cfg(target_arch = "x86_64")]
+const ALIGN_FROM: usize = 1024;
+
+/// The AVX2 path, out of line so that `apply_mask` stays small enough to inline where short
+/// payloads are masked.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn mask_large(buf: &mut [u8], rotated: [u8; 4]) {
+    // Up to the first 32-byte boundary with the baseline loop, so that no 32-byte store
+    // straddles two cache lines (each such store costs two): mask/1024 took 17 ns unaligned,
+    // 12.8 ns aligned, against memcpy's 13-14 (which aligns its stores the same way).
+    // Below `ALIGN_FROM` the head's extra steps cost more than the split stores they save.
+    let head_len = if buf.len() >= ALIGN_FROM {
+        buf.as_ptr().align_offset(BLOCK).min(buf.len())
+    } else {
+        0
+    };
+    let (head, body) = buf.split_at_mut(head_len);
+    mask_blocks(head, rotated);
+    // SAFETY: `mask_avx2` only requires the CPU to support AVX2, which `apply_mask` checked
+    // before calling this.
+    unsafe { mask_avx2(body, rotate(rotated, head_len)) };
+}
+
+/// [`mask_blocks`] compiled with AVX2, so each block is one 32-byte load, XOR and store
+/// instead of two 16-byte ones: what it takes to keep up with `memcpy` (which uses AVX) from
+/// 64 B to 4 KiB. The code is the same portable loop; only the instruction set differs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mask_avx2(buf: &mut [u8], rotated: [u8; 4]) {
+    mask_blocks(buf, rotated);
+}
+
+/// XORs `buf` with `rotated` repeated, a block at a time. Fixed-size blocks zipped with a
+/// fixed-size pattern compile to whole-vector XORs with no `unsafe` and no alignment
+/// requirement; the tail is a shorter zip with the same pattern, since every block is a
+/// multiple of 4 bytes and so ends at key byte 0.
+#[inline(always)]
+fn mask_blocks(buf: &mut [u8], rotated: [u8; 4]) {
+    let mut pattern = [0u8; BLOCK];
+    for (i, byte) in pattern.iter_mut().enumerate() {
+        *byte = rotated[i % 4];
     }
-    (offset + buf.len()) % 4
+    let mut blocks = buf.chunks_exact_mut(BLOCK);
+    for block in &mut blocks {
+        for (byte, mask) in block.iter_mut().zip(pattern) {
+            *byte ^= mask;
+        }
+    }
+    // The tail in 16-, 8- and 4-byte steps (one vector or word each) and then the last bytes,
+    // instead of a byte loop of up to 31 steps.
+    let mut rest = blocks.into_remainder();
+    mask_step::<16>(&mut rest, &pattern);
+    mask_step::<8>(&mut rest, &pattern);
+    mask_step::<4>(&mut rest, &pattern);
+    for (byte, mask) in rest.iter_mut().zip(pattern) {
+        *byte ^= mask;
+    }
+}
+
+/// Masks the first `N` bytes of `rest` if there are that many and moves past them. `N` is a
+/// multiple of 4 (or the caller is done), so the pattern stays aligned with the key.
+#[inline(always)]
+fn mask_step<const N: usize>(rest: &mut &mut [u8], pattern: &[u8; BLOCK]) {
+    if rest.len() >= N {
+        let (head, tail) = std::mem::take(rest).split_at_mut(N);
+        for (byte, mask) in head.iter_mut().zip(pattern) {
+            *byte ^= mask;
+        }
+        *rest = tail;
+    }
 }
 
 /// The byte-at-a-time reference implementation that [`apply_mask`] must equal.
@@ -52,16 +127,51 @@ mod tests {
         // Every start alignment within a 32-byte block, and every length across the 32-byte
         // blocks, the 8-byte steps and the byte tail (up to three whole blocks and a bit).
         for start in 0..32 {
-            for len in 0..=130 {
+            for len in (0..=130).chain([255, 256, 257, 268]) {
                 for offset in 0..4 {
-                    let mut fast = source[start..start + len].to_vec();
-                    let mut slow = fast.clone();
-                    let a = apply_mask(&mut fast, key, offset);
-                    let b = apply_mask_bytewise(&mut slow, key, offset);
+                    // In place at `start`, so every alignment of the AVX2 path's head is
+                    // covered, and nothing outside the slice may change.
+                    let mut fast = source.clone();
+                    let mut slow = source.clone();
+                    let a = apply_mask(&mut fast[start..start + len], key, offset);
+                    let b = apply_mask_bytewise(&mut slow[start..start + len], key, offset);
                     assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
                     assert_eq!(a, b);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn portable_blocks_equal_byte_loop_at_every_length_and_offset() {
+        // `apply_mask` takes the AVX2 path for 32 bytes and more where the CPU has it; this
+        // checks the portable path at the same lengths whatever the CPU.
+        let key = [0x6d, 0xb6, 0xb2, 0x80];
+        let source: Vec<u8> = (0..300u16).map(|i| (i * 7 + 3) as u8).collect();
+        for start in 0..32 {
+            for len in (0..=130).chain([255, 256, 257, 268]) {
+                for offset in 0..4 {
+                    let mut fast = source[start..start + len].to_vec();
+                    let mut slow = fast.clone();
+                    mask_blocks(&mut fast, rotate(key, offset));
+                    apply_mask_bytewise(&mut slow, key, offset);
+                    assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_beyond_the_key_wrap() {
+        let key = [9, 8, 7, 6];
+        for offset in 0..12 {
+            let mut fast = vec![0u8; 70];
+            let mut slow = fast.clone();
+            assert_eq!(
+                apply_mask(&mut fast, key, offset),
+                apply_mask_bytewise(&mut slow, key, offset % 4)
+            );
+            assert_eq!(fast, slow, "offset {offset}");
         }
     }
 
