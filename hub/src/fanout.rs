@@ -88,7 +88,7 @@ impl HubInner {
         skip: Skip<'_>,
     ) -> Delivery {
         let mut delivery = Delivery::default();
-        let limit = self.config.max_queued_messages;
+        let limit = self.limits.max_queued_messages();
         let policy = self.config.slow_consumer;
         for conn in targets {
             if skip.skips(conn) {

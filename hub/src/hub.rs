@@ -16,6 +16,7 @@ use crate::conn::{CloseRequest, CloseRequestCause, ConnShared, ConnectionId};
 use crate::events::{ErrorKind, EventStream, Events, HubError, HubEvent};
 use crate::fanout::{Delivery, Frames, Skip};
 use crate::filter::MessageFilter;
+use crate::limits::ConnectionLimits;
 use crate::limits::{ConnectDecision, ConnectRateLimiter, ConnectionCaps, ConnectionGuard};
 use crate::metrics::Metrics;
 use crate::registry::Channel;
@@ -31,6 +32,8 @@ pub struct Hub {
 
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
+    /// The per-connection limits as last set (the config's at first).
+    pub(crate) limits: crate::limits::LiveLimits,
     pub(crate) codecs: Vec<Arc<dyn Codec>>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) broker: Arc<dyn Broker>,
@@ -163,6 +166,7 @@ impl HubBuilder {
                 connect_rate: config.connect_rate.map(ConnectRateLimiter::new),
                 next_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
+                limits: crate::limits::LiveLimits::new(&config),
                 config,
             }),
         }
@@ -336,14 +340,28 @@ impl Hub {
         HubBuilder::default()
     }
 
-    /// The settings.
+    /// The settings the hub was built with (its per-connection limits as they are now:
+    /// [`limits`](Self::limits)).
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
     }
 
-    /// The WebSocket settings to accept connections with.
+    /// The per-connection limits now.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.inner.limits.get()
+    }
+
+    /// Changes the per-connection limits of a running hub (a configuration reload): the queue,
+    /// size, channel and presence limits and the write timeout apply to every connection at
+    /// once, the rates, write buffer limit and heartbeat to connections opened from now on.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.inner.limits.set(limits);
+    }
+
+    /// The WebSocket settings to accept connections with (the heartbeat and message size of
+    /// the current [`limits`](Self::limits)).
     pub fn websocket_config(&self) -> Arc<wsengine::Config> {
-        Arc::clone(&self.inner.config.websocket)
+        Arc::clone(&self.inner.limits.at_connect().websocket)
     }
 
     // ----- Upgrade -----

@@ -164,7 +164,7 @@ impl HubInner {
                 joined: false,
             });
         }
-        if state.channels.len() >= self.config.max_channels_per_connection {
+        if state.channels.len() >= self.limits.max_channels_per_connection() {
             return Err(SubscribeError::TooManyChannels);
         }
         let is_presence = key.kind() == ChannelKind::Presence;
@@ -178,7 +178,7 @@ impl HubInner {
             }
             if is_presence
                 && !inner.presence.contains_key(user)
-                && inner.presence.len() >= self.config.max_presence_members
+                && inner.presence.len() >= self.limits.max_presence_members()
             {
                 drop(inner);
                 self.remove_if_empty(key);

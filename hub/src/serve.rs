@@ -22,7 +22,7 @@ use crate::events::{DisconnectCause, ErrorKind, HubEvent};
 use crate::fanout::{Frames, Skip};
 use crate::filter::{ClientMessage, ClientMessageKind};
 use crate::hub::{Admission, ConnectionRef, Hub, HubInner};
-use crate::limits::TokenBucket;
+use crate::limits::{Rate, TokenBucket};
 use crate::registry::SubscribeError;
 use crate::router::RouteContext;
 
@@ -139,7 +139,8 @@ impl Hub {
             remote: client,
         });
         inner.events.flush();
-        ws.set_write_buffer_limit(inner.config.write_buffer_limit);
+        let at_connect = inner.limits.at_connect();
+        ws.set_write_buffer_limit(at_connect.write_buffer_limit);
         // A protocol's greeting (or in-band refusal) goes out before anything else.
         let opening = codec_impl.open(id, &identity, ws.request());
         for frame in opening.frames {
@@ -168,7 +169,8 @@ impl Hub {
             conn: &conn,
             codec: codec_impl,
             identity,
-            message_bucket: inner.config.message_rate.map(|rate| TokenBucket::new(rate, now)),
+            message_bucket: at_connect.message_rate.map(|rate| TokenBucket::new(rate, now)),
+            whisper_rate: at_connect.whisper_rate,
             whisper_bucket: None,
             full_since: None,
             timer: None,
@@ -242,6 +244,8 @@ struct Session<'a, T> {
     codec: Arc<dyn Codec>,
     identity: Identity,
     message_bucket: Option<TokenBucket>,
+    /// The whisper rate when the connection opened.
+    whisper_rate: Option<Rate>,
     /// Made on the first whisper: most connections never whisper.
     whisper_bucket: Option<Box<TokenBucket>>,
     /// Since when the socket's write buffer has been full with hub messages waiting.
@@ -332,7 +336,7 @@ impl<T: Timer> Session<'_, T> {
             return None;
         }
         let since = *self.full_since.get_or_insert_with(T::now);
-        let timeout = self.hub.config.write_timeout?;
+        let timeout = self.hub.limits.write_timeout()?;
         let deadline = since + timeout;
         let timer = match &mut self.timer {
             Some(timer) => {
@@ -379,7 +383,7 @@ impl<T: Timer> Session<'_, T> {
     fn handle(&mut self, message: Message) -> Option<Step> {
         let hub = self.hub;
         hub.metrics.message_in(message.len());
-        if message.len() > hub.config.max_message_size {
+        if message.len() > hub.limits.max_message_size() {
             hub.report(
                 ErrorKind::ProtocolError,
                 Some(self.conn),
@@ -603,7 +607,7 @@ impl<T: Timer> Session<'_, T> {
             self.refuse(ErrorCode::NotSubscribed, "not subscribed", Some(&channel), reference);
             return;
         }
-        if let Some(rate) = hub.config.whisper_rate {
+        if let Some(rate) = self.whisper_rate {
             let bucket = self
                 .whisper_bucket
                 .get_or_insert_with(|| Box::new(TokenBucket::new(rate, T::now())));

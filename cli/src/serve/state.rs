@@ -13,7 +13,7 @@ use wsengine_hub::auth::origin::OriginPolicy;
 use wsengine_hub::auth::{JwtAuthorizer, QueryUserId, jwt::JwtVerifier};
 use wsengine_hub::limits::{
     CapsConfig, ClientIpResolver, ConnectDecision, ConnectRateConfig, ConnectRateLimiter, ConnectionCaps,
-    ConnectionGuard, ForwardedHeader, Rate,
+    ConnectionGuard, ConnectionLimits, ForwardedHeader, Rate,
 };
 use wsengine_hub::{
     Admission, Authorizer, ClientPublish, CodecId, Hub, HubConfig, Identity, Rejection, SlowConsumerPolicy,
@@ -139,7 +139,7 @@ impl Shared {
         Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Swaps in a reloaded configuration's apps, limits and origins; returns the keys that
+    /// Swaps in a reloaded configuration's apps, limits, heartbeat and origins; returns the keys that
     /// changed but only take effect at a restart. Open connections stay, except Pusher
     /// connections of an app that is gone (closed with 4001) or now disabled (4003).
     pub(crate) fn reload(&self, config: &Config, running: &Config) -> Vec<&'static str> {
@@ -155,6 +155,12 @@ impl Shared {
             if closed > 0 {
                 tracing::info!(closed, "closed Pusher connections of removed or disabled apps");
             }
+        }
+        // Per-connection limits and the heartbeat: the hub applies them to open connections where
+        // it can (sizes, queues, channels, members, write timeout), to new ones otherwise.
+        match hub_config(config) {
+            Ok(next) => self.hub.set_limits(ConnectionLimits::of(&next)),
+            Err(error) => tracing::error!(%error, "per-connection limits not reloaded"),
         }
         restart_only_changes(config, running)
     }
@@ -322,25 +328,12 @@ fn restart_only_changes(next: &Config, running: &Config) -> Vec<&'static str> {
         next.default_app().client_events != running.default_app().client_events,
     );
     check("auth", next.auth != running.auth);
-    check("heartbeat", next.heartbeat != running.heartbeat);
     check("pusher", next.pusher != running.pusher);
     check("slow_consumer", next.slow_consumer != running.slow_consumer);
     check("broker", next.broker != running.broker);
     check("log", next.log != running.log);
     check("threads", next.threads != running.threads);
     check("trusted_proxies", next.trusted_proxies != running.trusted_proxies);
-    let (a, b) = (&next.limits, &running.limits);
-    check(
-        "limits (per-connection: messages, whispers, sizes, queues, write timeout)",
-        a.messages_per_second != b.messages_per_second
-            || a.whispers_per_second != b.whispers_per_second
-            || a.max_message_size != b.max_message_size
-            || a.max_channels_per_connection != b.max_channels_per_connection
-            || a.max_presence_members != b.max_presence_members
-            || a.max_queued_messages != b.max_queued_messages
-            || a.write_buffer_limit != b.write_buffer_limit
-            || a.write_timeout != b.write_timeout,
-    );
     changed
 }
 

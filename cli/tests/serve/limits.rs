@@ -2,7 +2,7 @@
 //! per-IP caps before the upgrade, message size and rate, and presence after an abrupt close.
 
 use serde_json::json;
-use wsengine_tokio::{Error, Message};
+use wsengine_tokio::Message;
 
 use crate::support::{Server, WAIT, connect, recv_type, send_json, temp_file};
 
@@ -34,14 +34,7 @@ async fn per_ip_cap_message_size_and_rate_from_the_config() {
 
     // Over the size: closed with 1009.
     sized.send(Message::from("x".repeat(2000))).await.expect("send");
-    let closed = loop {
-        match tokio::time::timeout(WAIT, sized.recv()).await.expect("a close in time") {
-            Ok(_) => continue,
-            Err(Error::Closed(info)) => break info,
-            Err(other) => panic!("{other}"),
-        }
-    };
-    assert_eq!(closed.code.0, 1009, "{closed:?}");
+    assert_eq!(crate::close_code(sized).await, 1009);
 }
 
 #[tokio::test]
@@ -69,4 +62,20 @@ async fn presence_leave_reaches_members_when_a_client_vanishes() {
         }
     };
     assert_eq!(leave["user_id"], "vanishes", "{leave}");
+}
+
+#[tokio::test]
+async fn sighup_applies_new_limits_to_open_connections() {
+    let path = temp_file("reload-limits.toml", "[log]\nstats_interval = 0\n");
+    let server = Server::start(&["--config", path.to_str().unwrap()], &[]);
+    let mut open = connect(&server.url("/ws?user_id=open")).await;
+    send_json(&mut open, json!({"action":"ping","ref":1})).await;
+    assert_eq!(recv_type(&mut open, "pong").await["ref"], 1);
+    std::fs::write(&path, "[log]\nstats_interval = 0\n[limits]\nmax_message_size = 1000\n").unwrap();
+    server.signal("HUP");
+    server.wait_for_log("configuration reloaded").await;
+    assert!(!server.log().contains("next restart"), "{}", server.log());
+    // 2000 bytes were fine before the reload; now they close the open connection with 1009.
+    open.send(Message::from("x".repeat(2000))).await.expect("send");
+    assert_eq!(crate::close_code(open).await, 1009);
 }

@@ -291,7 +291,7 @@ async fn sighup_reloads_origins_and_apps_and_a_bad_file_keeps_the_old_config() {
     // connects with the new key at once, nothing asks for a restart, the native connection
     // stays.
     let unknown = connect(&server.url("/app/added-key?protocol=7")).await;
-    assert_eq!(pusher_close(unknown).await, 4001);
+    assert_eq!(close_code(unknown).await, 4001);
     std::fs::write(
         &path,
         "[[apps]]\nid = \"app-id\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n\
@@ -326,8 +326,9 @@ async fn sighup_reloads_origins_and_apps_and_a_bad_file_keeps_the_old_config() {
     assert_eq!(log.matches("next restart").count(), restarts, "{log}");
 }
 
-/// The close code of a Pusher connection refused in band (after its `pusher:error`).
-async fn pusher_close(mut ws: wsengine_tokio::WebSocket) -> u16 {
+/// The close code of a connection that is being closed (a Pusher one refused in band, after
+/// its `pusher:error`; any after a limit), skipping what comes before the close.
+async fn close_code(mut ws: wsengine_tokio::WebSocket) -> u16 {
     for _ in 0..10 {
         match tokio::time::timeout(WAIT, ws.recv()).await.expect("close in time") {
             Ok(_) => {}

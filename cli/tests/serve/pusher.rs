@@ -272,7 +272,7 @@ async fn app_and_pusher_settings_from_the_config_apply() {
     let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
     // A disabled app refuses connections with 4003.
     let off = connect(&server.url("/app/off-key?protocol=7")).await;
-    assert_eq!(crate::pusher_close(off).await, 4003);
+    assert_eq!(crate::close_code(off).await, 4003);
     // The activity timeout the clients are told is the configured one.
     let mut first = connect(&server.url("/app/one-key?protocol=7")).await;
     let established = recv_event(&mut first, "pusher:connection_established").await;
@@ -280,7 +280,7 @@ async fn app_and_pusher_settings_from_the_config_apply() {
     assert_eq!(data["activity_timeout"], 7, "{established}");
     // Over the app's connection cap: 4100.
     let second = connect(&server.url("/app/one-key?protocol=7")).await;
-    assert_eq!(crate::pusher_close(second).await, 4100);
+    assert_eq!(crate::close_code(second).await, 4100);
     // The app's event size limit answers 413 over the HTTP API; under it, 200.
     let big = json!({"name":"e","channels":["c"],"data":"x".repeat(101)}).to_string();
     let (status, answer) = api_post_as(&server, ("one-key", "one-secret"), "/apps/one/events", &big).await;

@@ -13,10 +13,13 @@ mod bucket;
 mod caps;
 mod client_ip;
 mod connect_rate;
+mod live;
 
 pub use bucket::{InvalidRate, MAX_INTERVAL, Rate, TokenBucket};
 pub use caps::{CapExceeded, CapsConfig, ConnectionCaps, ConnectionGuard};
 pub use client_ip::{ClientIpResolver, ForwardedHeader, InvalidIpNet, IpNet, MAX_HOPS};
 pub use connect_rate::{ConnectDecision, ConnectRateConfig, ConnectRateLimiter, ConnectRejection};
+pub use live::ConnectionLimits;
+pub(crate) use live::LiveLimits;
 
 pub(crate) use client_ip::ip_key;

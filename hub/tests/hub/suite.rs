@@ -460,6 +460,31 @@ pub async fn message_limits<R: Rt>() {
     assert_eq!(info.code, CloseCode::MESSAGE_TOO_BIG);
     let snapshot = hub.snapshot();
     assert!(snapshot.rate_limited >= 1, "{snapshot:?}");
+
+    // Limits changed on the running hub: channel and size limits apply to an open connection
+    // at once, the message rate to connections opened after.
+    let mut early = Client::<R>::connect(addr, "/ws?user_id=early").await;
+    subscribe(&mut early, "a").await;
+    subscribe(&mut early, "b").await;
+    let mut limits = hub.limits();
+    limits.max_channels_per_connection = 3;
+    limits.max_message_size = 500;
+    limits.message_rate = None;
+    hub.set_limits(limits.clone());
+    assert_eq!(hub.limits(), limits);
+    assert_eq!(hub.websocket_config().max_message_size, 500);
+    let mut fresh = Client::<R>::connect(addr, "/ws?user_id=fresh").await;
+    for n in 0..8 {
+        fresh.send_json(json!({"action":"ping","ref":n})).await;
+    }
+    for n in 0..8 {
+        assert_eq!(fresh.recv_json().await, json!({"type":"pong","ref":n}));
+    }
+    subscribe(&mut early, "c").await;
+    // Under the size its socket was opened with (1000), over the hub's new one.
+    early.send(&"x".repeat(700)).await;
+    let (_, info) = early.drain_until_close().await;
+    assert_eq!(info.code, CloseCode::MESSAGE_TOO_BIG);
 }
 
 /// A client that completes the handshake and then never reads.
