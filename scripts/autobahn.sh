@@ -11,6 +11,8 @@
 #                  --cases those) against `blocking_echo --context-takeover`
 #   server-tokio   wsengine-tokio's tokio_echo_server example (single-threaded runtime)
 #   server-smol    wsengine-smol's smol_echo_server example (single-threaded executor)
+#   server-uring   core's uring_echo example (io_uring, one thread; Linux only); checked
+#                  against server-blocking.json (same engine and config; --update is refused)
 #   client         core's blocking autobahn_client example           \  as clients of the suite's
 #   client-tokio   wsengine-tokio's tokio_autobahn_client example     >  fuzzing server, inside a
 #   client-smol    wsengine-smol's smol_autobahn_client example      /   private network namespace
@@ -159,6 +161,11 @@ case "$mode" in
     echo_bin="$(build_example "wsengine-$runtime" "${runtime}_echo_server")"
     run_fuzzingclient "wsengine-$runtime" "$expected/server-$runtime.json" "$patterns" "$echo_bin"
     ;;
+  server-uring)
+    if [ -n "$update" ]; then echo "autobahn: server-uring mode checks against server-blocking.json; update mode server" >&2; exit 2; fi
+    echo_bin="$(build_example wsengine uring_echo)"
+    run_fuzzingclient wsengine-uring "$expected/server-blocking.json" "$patterns" "$echo_bin"
+    ;;
   proxy)
     if [ -n "$update" ]; then echo "autobahn: proxy mode checks against server-tokio.json; update that mode" >&2; exit 2; fi
     echo_bin="$(build_example wsengine-tokio tokio_echo_server)"
@@ -185,7 +192,7 @@ case "$mode" in
       "$(build_example "wsengine-$runtime" "${runtime}_autobahn_client")"
     ;;
   *)
-    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|cli-echo|client|client-tokio|client-smol|proxy [--full | --subset | --cases PATTERNS] [--update]" >&2
+    echo "usage: scripts/autobahn.sh server|server-takeover|server-tokio|server-smol|server-uring|cli-echo|client|client-tokio|client-smol|proxy [--full | --subset | --cases PATTERNS] [--update]" >&2
     exit 2
     ;;
 esac

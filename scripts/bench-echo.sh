@@ -8,7 +8,8 @@
 #
 # Servers (benches/src/bin/bench_echo.rs, built from crates.io): wsengine-tokio, wsengine-smol,
 # tokio-tungstenite, fastwebsockets, tokio-websockets. Load generator: benches/src/bin/loadgen.rs
-# (raw TCP, pre-built masked frames). Loads: connections x message size [x messages in flight].
+# (raw TCP, pre-built masked frames). wsengine-uring (core's uring_echo example, io_uring, Linux
+# only) runs when named in BENCH_SERVERS. Loads: connections x message size [x messages in flight].
 # Server and load generator share this machine: compare ratios, not absolute numbers.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +22,7 @@ loads=("100 20 1" "100 1024 16" "200 16384 1" "500 16384 1" "10 1048576 1")
 port="${BENCH_PORT:-9310}"
 
 cargo build --release -p wsengine-benches --bin bench_echo --bin loadgen
+case " ${servers[*]} " in *" wsengine-uring "*) cargo build --release -p wsengine --example uring_echo ;; esac
 bin="$root/target/release"
 ulimit -n 65536 2>/dev/null || true
 results="$(mktemp)"
@@ -31,7 +33,11 @@ for load in "${loads[@]}"; do
   read -r conns size inflight <<<"$load"
   for round in $(seq 1 "$rounds"); do
     for server in "${servers[@]}"; do
-      "$bin/bench_echo" "$server" "127.0.0.1:$port" >/dev/null 2>&1 &
+      if [ "$server" = wsengine-uring ]; then
+        "$bin/examples/uring_echo" "127.0.0.1:$port" >/dev/null 2>&1 &
+      else
+        "$bin/bench_echo" "$server" "127.0.0.1:$port" >/dev/null 2>&1 &
+      fi
       server_pid=$!
       for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
       line="$(timeout $((seconds + 60)) "$bin/loadgen" --url "ws://127.0.0.1:$port/" --connections "$conns" \
