@@ -39,7 +39,7 @@ mod uring {
     use std::time::{Duration, Instant};
 
     use io_uring::{IoUring, cqueue, opcode, squeue, types};
-    use wsengine::{Accept, Config, Connection, Event};
+    use wsengine::{Accept, Bytes, Config, Connection, Event, Transmit};
 
     use super::cli;
 
@@ -57,7 +57,10 @@ mod uring {
     const RING_ENTRIES: u32 = 4096;
     const BUFFER_GROUP: u16 = 0;
     const ENOBUFS: i32 = 105;
-    const MSG_NOSIGNAL: i32 = 0x4000;
+    /// Most buffers one vectored write takes (the kernel's limit); the rest go in the next.
+    const IOV_MAX: usize = 1024;
+    /// Payloads from this size go out from the core's own buffer instead of being copied.
+    const VECTORED_FROM: usize = 1024;
 
     // What a completion belongs to: the operation in the top byte, the slot below.
     const OP_ACCEPT: u64 = 1;
@@ -183,16 +186,77 @@ mod uring {
         }
     }
 
+    /// `struct iovec`: what `writev` takes (a base and a length, in this order, on Linux).
+    #[repr(C)]
+    struct Iov {
+        base: *const u8,
+        len: usize,
+    }
+
+    /// Output of one connection: small frames copied together, large payloads kept as the core
+    /// handed them (a reference count, no copy), each after the bytes that precede it.
+    #[derive(Default)]
+    struct Outgoing {
+        small: Vec<u8>,
+        /// (offset in `small` the payload follows, payload)
+        large: Vec<(usize, Bytes)>,
+        len: usize,
+    }
+
+    impl Outgoing {
+        fn push(&mut self, transmit: &Transmit) {
+            if transmit.payload().len() >= VECTORED_FROM {
+                self.small.extend_from_slice(transmit.header());
+                self.large.push((self.small.len(), transmit.payload().clone()));
+            } else {
+                transmit.write_to(&mut self.small);
+            }
+            self.len += transmit.len();
+        }
+
+        fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+
+        /// Keeps the capacity: the next batch needs about as much.
+        fn clear(&mut self) {
+            self.small.clear();
+            self.large.clear();
+            self.len = 0;
+        }
+
+        /// The buffers to write, in order.
+        fn iovecs(&self, iov: &mut Vec<Iov>) {
+            fn part(iov: &mut Vec<Iov>, bytes: &[u8]) {
+                if !bytes.is_empty() {
+                    iov.push(Iov {
+                        base: bytes.as_ptr(),
+                        len: bytes.len(),
+                    });
+                }
+            }
+            iov.clear();
+            let mut at = 0;
+            for (end, payload) in &self.large {
+                part(iov, self.small.get(at..*end).unwrap_or(&[]));
+                part(iov, payload);
+                at = *end;
+            }
+            part(iov, self.small.get(at..).unwrap_or(&[]));
+        }
+    }
+
     /// One connection.
     struct Slot {
         /// The socket; `None` once closed (the slot waits for its operations to complete).
         tcp: Option<TcpStream>,
         conn: Connection,
         /// Output waiting for the send in flight to complete.
-        out: Vec<u8>,
-        /// The send in flight (untouched until it completes), from `sent` on.
-        sending: Vec<u8>,
-        sent: usize,
+        out: Outgoing,
+        /// The send in flight (untouched until it completes), as `iov` from `iov_at` on.
+        sending: Outgoing,
+        iov: Vec<Iov>,
+        iov_at: usize,
         send_inflight: bool,
         recv_armed: bool,
         /// The peer ended its stream (or the transport failed).
@@ -360,9 +424,10 @@ mod uring {
             let slot = Slot {
                 tcp: Some(tcp),
                 conn: Connection::server(Arc::clone(&self.config), Instant::now()),
-                out: Vec::new(),
-                sending: Vec::new(),
-                sent: 0,
+                out: Outgoing::default(),
+                sending: Outgoing::default(),
+                iov: Vec::new(),
+                iov_at: 0,
                 send_inflight: false,
                 recv_armed: false,
                 eof: false,
@@ -439,20 +504,35 @@ mod uring {
                 self.reap(index);
                 return Ok(());
             }
-            if result < 0 {
+            // A write that took nothing (or failed) will not do better if repeated.
+            if result <= 0 {
                 if !slot.eof {
                     slot.eof = true;
                     slot.conn.handle_eof(now);
                 }
                 return self.close(index);
             }
-            slot.sent += result as usize;
-            if slot.sent < slot.sending.len() {
+            let mut written = result as usize;
+            while written > 0 {
+                let Some(first) = slot.iov.get_mut(slot.iov_at) else {
+                    break;
+                };
+                if written >= first.len {
+                    written -= first.len;
+                    slot.iov_at += 1;
+                } else {
+                    first.base = first.base.wrapping_add(written);
+                    first.len -= written;
+                    written = 0;
+                }
+            }
+            if slot.iov_at < slot.iov.len() {
                 slot.conn.handle_write_progress(now);
                 return self.send(index);
             }
             slot.sending.clear();
-            slot.sent = 0;
+            slot.iov.clear();
+            slot.iov_at = 0;
             self.mark(index);
             Ok(())
         }
@@ -463,14 +543,14 @@ mod uring {
                 return Ok(());
             };
             let Some(tcp) = &slot.tcp else { return Ok(()) };
-            let rest = slot.sending.get(slot.sent..).unwrap_or(&[]);
-            let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
-            let entry = opcode::Send::new(types::Fd(tcp.as_raw_fd()), rest.as_ptr(), len)
-                .flags(MSG_NOSIGNAL)
+            let rest = slot.iov.get(slot.iov_at..).unwrap_or(&[]);
+            let count = rest.len().min(IOV_MAX) as u32;
+            let entry = opcode::Writev::new(types::Fd(tcp.as_raw_fd()), rest.as_ptr().cast(), count)
                 .build()
                 .user_data(user_data(OP_SEND, index));
             slot.send_inflight = true;
-            // SAFETY: `sending` is neither touched nor freed while the send is in flight (the
+            // SAFETY: `iov` and the bytes it points at (`sending`) are neither touched nor freed
+            // while the send is in flight (the
             // slot is reaped only once `send_inflight` is false).
             unsafe { self.push(&entry) }
         }
@@ -523,15 +603,16 @@ mod uring {
                 }
             }
             while let Some(transmit) = slot.conn.poll_transmit() {
-                transmit.write_to(&mut slot.out);
+                slot.out.push(&transmit);
             }
-            if slot.out.len() > MAX_UNSENT {
+            if slot.out.len > MAX_UNSENT {
                 eprintln!("uring_echo: peer reads too slowly, dropped");
                 return self.close(index);
             }
             if !slot.send_inflight && !slot.out.is_empty() {
                 std::mem::swap(&mut slot.out, &mut slot.sending);
-                slot.sent = 0;
+                slot.sending.iovecs(&mut slot.iov);
+                slot.iov_at = 0;
                 self.send(index)?;
             }
             let Some(Some(slot)) = self.slots.get_mut(index as usize) else {
