@@ -18,6 +18,8 @@ use wsengine::{Accept, Config, Connection, Event};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/echo_config.rs"]
+mod echo_config;
 
 fn main() -> io::Result<()> {
     let args = cli::Args::parse(
@@ -31,7 +33,7 @@ fn main() -> io::Result<()> {
     let context_takeover = args.flag("--context-takeover");
     let listener = args.or_exit(&format!("cannot listen on {addr}"), TcpListener::bind(addr));
     eprintln!("blocking_echo: listening on ws://{}", listener.local_addr()?);
-    let config = Arc::new(echo_config(context_takeover));
+    let config = Arc::new(echo_config::echo_config(context_takeover));
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
@@ -49,27 +51,6 @@ fn main() -> io::Result<()> {
         });
     }
     Ok(())
-}
-
-/// Defaults, plus permessage-deflate accepted (browsers and Autobahn 12.*/13.* offer it).
-fn echo_config(context_takeover: bool) -> Config {
-    #[cfg(feature = "deflate")]
-    let config = {
-        let mut config = Config::default();
-        let deflate = wsengine::DeflateConfig::default();
-        config.deflate = Some(if context_takeover {
-            deflate.with_context_takeover()
-        } else {
-            deflate
-        });
-        config
-    };
-    #[cfg(not(feature = "deflate"))]
-    let config = {
-        let _ = context_takeover;
-        Config::default()
-    };
-    config
 }
 
 fn serve(mut tcp: TcpStream, config: Arc<Config>) -> io::Result<()> {

@@ -16,6 +16,9 @@
 #[cfg(target_os = "linux")]
 #[path = "common/cli.rs"]
 mod cli;
+#[cfg(target_os = "linux")]
+#[path = "common/echo_config.rs"]
+mod echo_config;
 
 #[cfg(target_os = "linux")]
 fn main() -> std::io::Result<()> {
@@ -81,7 +84,7 @@ mod uring {
             1,
         );
         let addr = args.listen_addr(0, "127.0.0.1:9001");
-        let config = Arc::new(echo_config(args.flag("--context-takeover")));
+        let config = Arc::new(crate::echo_config::echo_config(args.flag("--context-takeover")));
         let listener = args.or_exit(&format!("cannot listen on {addr}"), TcpListener::bind(addr));
         let mut server = match Server::new(listener, config) {
             Ok(server) => server,
@@ -92,27 +95,6 @@ mod uring {
         };
         eprintln!("uring_echo: listening on ws://{}", server.listener.local_addr()?);
         server.run()
-    }
-
-    /// Defaults, plus permessage-deflate accepted (as `blocking_echo`).
-    fn echo_config(context_takeover: bool) -> Config {
-        #[cfg(feature = "deflate")]
-        let config = {
-            let mut config = Config::default();
-            let deflate = wsengine::DeflateConfig::default();
-            config.deflate = Some(if context_takeover {
-                deflate.with_context_takeover()
-            } else {
-                deflate
-            });
-            config
-        };
-        #[cfg(not(feature = "deflate"))]
-        let config = {
-            let _ = context_takeover;
-            Config::default()
-        };
-        config
     }
 
     /// The provided-buffer ring: page-aligned entries the kernel consumes, and the buffers they

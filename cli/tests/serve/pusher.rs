@@ -107,20 +107,8 @@ async fn webhooks_are_posted_with_the_events_asked_for() {
     let _pusher = pusher_in_room(&server).await;
 
     let (mut tcp, _) = tokio::time::timeout(WAIT, receiver.accept()).await.unwrap().unwrap();
-    let text = read_request(&mut tcp).await;
-    tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
-    let lower = head.to_ascii_lowercase();
-    assert!(lower.contains("x-pusher-key: app-key"), "{head}");
-    let signature = lower
-        .lines()
-        .find_map(|line| line.strip_prefix("x-pusher-signature: "))
-        .expect("signature header");
-    assert_eq!(signature, hmac_hex("app-secret", body));
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let (head, body) = answer_webhook(&mut tcp).await;
+    assert!(head.contains("x-pusher-key: app-key"), "{head}");
     assert_eq!(body["events"][0]["name"], "channel_occupied", "{body}");
     assert_eq!(body["events"][0]["channel"], "room", "{body}");
 }
@@ -174,6 +162,28 @@ async fn stock_pusher_clients_against_serve() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// Reads one webhook POST to `/hook` from `stream` and answers 200; checks its signature
+/// (app-secret); gives its head in lower case and its body.
+async fn answer_webhook<S>(stream: &mut S) -> (String, serde_json::Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let text = read_request(stream).await;
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    let signature = lower
+        .lines()
+        .find_map(|line| line.strip_prefix("x-pusher-signature: "))
+        .expect("signature header");
+    assert_eq!(signature, hmac_hex("app-secret", body));
+    (lower, serde_json::from_str(body).unwrap())
 }
 
 /// A Pusher client of `app-key` subscribed to the public channel `room`.
@@ -239,20 +249,8 @@ async fn https_webhooks_trust_the_configured_ca_and_reuse_one_connection() {
     let mut names = Vec::new();
     // Both webhooks come over the one connection, in order.
     for _ in 0..2 {
-        let text = read_request(&mut tls).await;
-        tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
-        let lower = head.to_ascii_lowercase();
-        assert!(lower.contains(&format!("host: localhost:{port}")), "{head}");
-        let signature = lower
-            .lines()
-            .find_map(|line| line.strip_prefix("x-pusher-signature: "))
-            .expect("signature header");
-        assert_eq!(signature, hmac_hex("app-secret", body));
-        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let (head, body) = answer_webhook(&mut tls).await;
+        assert!(head.contains(&format!("host: localhost:{port}")), "{head}");
         assert_eq!(body["events"][0]["channel"], "room", "{body}");
         names.push(body["events"][0]["name"].as_str().unwrap().to_owned());
     }
