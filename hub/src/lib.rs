@@ -60,6 +60,7 @@ mod fanout;
 mod hub;
 mod metrics;
 mod registry;
+mod remote;
 mod serve;
 mod shards;
 mod shutdown;

@@ -4,6 +4,7 @@
 mod admit;
 mod python;
 mod rt;
+mod slow;
 mod suite;
 mod support;
 mod waffle;
