@@ -63,8 +63,11 @@ impl Known {
 fn over(count: Option<&Count>, local_now: usize, max: Option<u64>) -> Option<usize> {
     let max = max?;
     let (cluster, at_write) = *count?;
-    let estimate = cluster - at_write as i64 + local_now as i64;
-    (estimate >= max as i64).then(|| usize::try_from(max).unwrap_or(usize::MAX))
+    let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let estimate = cluster
+        .saturating_sub(as_i64(at_write))
+        .saturating_add(as_i64(local_now));
+    (estimate >= i64::try_from(max).unwrap_or(i64::MAX)).then(|| usize::try_from(max).unwrap_or(usize::MAX))
 }
 
 pub(crate) fn check(shared: &Shared, ip: Option<IpAddr>, user: &str) -> Result<(), CapExceeded> {
