@@ -149,14 +149,7 @@ async fn load(args: &Args, request: &ClientRequest) -> Result<Vec<Outcome>, Box<
     let mut sockets = Vec::with_capacity(args.connections);
     for task in opening {
         sockets.push(match task.await {
-            Ok(Ok((ws, response))) => {
-                let deflate = response
-                    .headers()
-                    .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
-                    .iter()
-                    .any(|value| value.to_str().is_ok_and(|v| v.contains("permessage-deflate")));
-                Ok((ws, deflate))
-            }
+            Ok(Ok((ws, response))) => Ok((ws, response.negotiated().deflate().is_some())),
             Ok(Err(error)) => Err(error.to_string()),
             Err(error) => Err(error.to_string()),
         });
