@@ -4,7 +4,7 @@
 use serde_json::json;
 use wsengine_tokio::Message;
 
-use crate::support::{Server, WAIT, connect, recv_type, send_json, temp_file};
+use crate::support::{Server, WAIT, connect, recv_presence, recv_type, send_json, temp_file};
 
 #[tokio::test]
 async fn per_ip_cap_message_size_and_rate_from_the_config() {
@@ -46,21 +46,11 @@ async fn presence_leave_reaches_members_when_a_client_vanishes() {
     let mut vanishes = connect(&server.url("/ws?user_id=vanishes")).await;
     send_json(&mut vanishes, json!({"action":"subscribe","channel":"presence-room"})).await;
     recv_type(&mut vanishes, "subscribed").await;
-    let join = loop {
-        let event = recv_type(&mut stays, "presence").await;
-        if event["event"] == "join" {
-            break event;
-        }
-    };
+    let join = recv_presence(&mut stays, "join").await;
     assert_eq!(join["user_id"], "vanishes", "{join}");
     // No close frame: the socket just goes.
     drop(vanishes);
-    let leave = loop {
-        let event = recv_type(&mut stays, "presence").await;
-        if event["event"] == "leave" {
-            break event;
-        }
-    };
+    let leave = recv_presence(&mut stays, "leave").await;
     assert_eq!(leave["user_id"], "vanishes", "{leave}");
 }
 

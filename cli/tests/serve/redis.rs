@@ -117,35 +117,18 @@ async fn nodes_sharing_redis_act_as_one() {
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["redis_connected"], true, "{stats}");
     // Each node's /stats also gives the cluster's figures, read at the broker's heartbeat.
+    let cluster = json!({"nodes": 2, "connections": 2, "channels": 1, "subscriptions": 2});
     for node in [&a, &b] {
-        let start = Instant::now();
-        loop {
-            let (_, _, stats) = node.get("/stats").await;
-            let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
-            if stats["cluster"] == json!({"nodes": 2, "connections": 2, "channels": 1, "subscriptions": 2}) {
-                break;
-            }
-            assert!(start.elapsed() < WAIT, "cluster figures never came: {stats}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        node.wait_for_stats("the cluster's figures", |stats| stats["cluster"] == cluster)
+            .await;
     }
 }
 
 /// Waits until `node`'s `/stats` shows the cluster with `subscriptions` subscriptions.
 async fn wait_for_cluster_subscriptions(node: &Server, subscriptions: u64) {
-    let start = Instant::now();
-    loop {
-        let (_, _, stats) = node.get("/stats").await;
-        let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
-        if stats["cluster"]["subscriptions"] == subscriptions {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "cluster subscriptions never became {subscriptions}: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{subscriptions} cluster subscriptions");
+    node.wait_for_stats(&what, |stats| stats["cluster"]["subscriptions"] == subscriptions)
+        .await;
 }
 
 /// An HTTP endpoint that answers 200 to every POST and keeps each body's event names.

@@ -86,14 +86,20 @@ impl Server {
 
     /// Waits (bounded) until `/stats` shows `value` for `key`.
     pub(crate) async fn wait_for_stat(&self, key: &str, value: u64) {
+        self.wait_for_stats(&format!("{key} = {value}"), |stats| stats[key] == value)
+            .await;
+    }
+
+    /// Waits (bounded) until `/stats` satisfies `done`; `what` names it in the failure.
+    pub(crate) async fn wait_for_stats(&self, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
         let start = Instant::now();
         loop {
             let (_, _, body) = self.get("/stats").await;
             let stats: serde_json::Value = serde_json::from_str(&body).expect("stats json");
-            if stats[key] == value {
+            if done(&stats) {
                 return;
             }
-            assert!(start.elapsed() < WAIT, "{key} never {value}: {stats}");
+            assert!(start.elapsed() < WAIT, "never {what}: {stats}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -193,6 +199,18 @@ pub(crate) async fn recv_type(ws: &mut WebSocket, kind: &str) -> serde_json::Val
         }
     }
     panic!("no {kind:?} message");
+}
+
+/// The next native-protocol `presence` message with this `event` (`join`, `leave`, `list`;
+/// others are skipped; bounded).
+pub(crate) async fn recv_presence(ws: &mut WebSocket, event: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        let value = recv_type(ws, "presence").await;
+        if value["event"] == event {
+            return value;
+        }
+    }
+    panic!("no presence {event:?}");
 }
 
 /// Sends a native-protocol action.
