@@ -7,7 +7,7 @@
 //! starts a private redis-server (Debian's `redis-server` must be installed).
 
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use wsengine_hub::{ChannelKey, CodecId, Hub, HubConfig};
 use wsengine_redis::{RedisBroker, RedisConfig};
 use wsengine_tokio::Message;
+
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 const NODES: usize = 3;
 const CHANNELS: usize = 100;
@@ -35,30 +38,12 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 fn start_redis(port: u16, dir: &std::path::Path) -> std::io::Result<Redis> {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let redis = Redis(child);
-    for _ in 0..500 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(redis);
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let redis = Redis(redis_server::spawn(port, dir)?);
+    if redis_server::answers(port, Duration::from_secs(5)) {
+        Ok(redis)
+    } else {
+        Err(std::io::Error::other("redis-server did not start"))
     }
-    Err(std::io::Error::other("redis-server did not start"))
 }
 
 /// CPU time (user + system) of this process's threads whose name starts with `prefix`.

@@ -2,12 +2,15 @@
 //! one node reaches a subscriber on the other, Pusher's occupancy webhooks come once for the
 //! cluster, and the Pusher HTTP API answers with the cluster's channel figures on any node.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[path = "../../../redis/examples/common/redis_server.rs"]
+mod redis_server;
 
 use crate::support::{Server, WAIT, connect, recv_text, recv_type, send_json, temp_file};
 
@@ -17,56 +20,19 @@ struct Redis {
     port: u16,
 }
 
-/// Installs Debian's redis-server when it is missing (the plain test command must work on a
-/// fresh machine), or fails loudly.
-fn redis_server_installed() {
-    // The tests of this file run in parallel: one installs, the others wait for it.
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let present = || Command::new("redis-server").arg("--version").output().is_ok();
-    if !present() {
-        let log = std::env::temp_dir().join("wsengine-serve-redis-apt.log");
-        let script = format!(
-            "(apt-get update && apt-get install -y redis-server) >{} 2>&1",
-            log.display()
-        );
-        let status = Command::new("sh").args(["-c", &script]).status();
-        assert!(
-            present(),
-            "redis-server is missing and could not be installed ({status:?}, see {})",
-            log.display()
-        );
-    }
-}
-
 impl Redis {
     fn start() -> Self {
-        redis_server_installed();
+        if let Err(why) = redis_server::ensure_installed() {
+            panic!("{why}");
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < WAIT, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self { child, port }
+        let child = redis_server::spawn(port, &std::env::temp_dir()).expect("redis-server starts");
+        let redis = Self { child, port };
+        assert!(redis_server::answers(port, WAIT), "redis-server did not start");
+        redis
     }
 }
 

@@ -5,6 +5,8 @@ mod caps;
 mod http;
 mod presence;
 mod pusher;
+#[path = "../../examples/common/redis_server.rs"]
+mod redis_server;
 mod support;
 
 use serde_json::json;

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use wsengine_hub::pusher::{Pusher, PusherApp, PusherConfig};
 use wsengine_hub::{CodecId, Hub, HubConfig};
 use wsengine_redis::{ClusterEvent, RedisBroker, RedisConfig};
 use wsengine_tokio::{Message, WebSocket};
+
+use crate::redis_server;
 
 /// `future`, or a panic naming `what` after `secs` seconds.
 pub async fn within<F: Future>(secs: u64, what: &str, future: F) -> F::Output {
@@ -51,20 +53,9 @@ pub struct RedisServer {
 }
 
 fn ensure_installed() {
-    // Tests run in parallel: one installs, the others wait for it.
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if Command::new("redis-server").arg("--version").output().is_ok() {
-        return;
+    if let Err(why) = redis_server::ensure_installed() {
+        panic!("{why}");
     }
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("(apt-get update && apt-get install -y redis-server) >/tmp/wsengine-redis-apt.log 2>&1")
-        .status();
-    assert!(
-        Command::new("redis-server").arg("--version").output().is_ok(),
-        "redis-server is missing and could not be installed ({status:?}, see /tmp/wsengine-redis-apt.log)"
-    );
 }
 
 fn free_port() -> u16 {
@@ -101,36 +92,10 @@ impl RedisServer {
     /// Starts it (again) on the same port, empty, and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server failed to start");
+        let child = redis_server::spawn(self.port, &self.dir).expect("redis-server failed to start");
         self.child = Some(child);
-        for _ in 0..500 {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::{Read, Write};
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 16];
-                if stream.write_all(b"PING\r\n").is_ok()
-                    && stream.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if redis_server::answers(self.port, Duration::from_secs(5)) {
+            return;
         }
         panic!("redis-server on port {} did not answer", self.port);
     }
