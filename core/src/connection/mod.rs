@@ -6,6 +6,7 @@ mod events;
 mod prepared;
 mod receive;
 mod send;
+mod slab;
 mod spare;
 mod state;
 mod timers;

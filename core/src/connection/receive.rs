@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{Decompressor, InflateError};
+use super::slab::{SMALL_PAYLOAD, copy_small};
 use super::{Fragment, Role};
 use crate::config::Config;
 use crate::error::ProtocolError;
@@ -95,7 +96,12 @@ impl Receiver {
             let mut frame = match self.frame {
                 Some(frame) => frame,
                 None => match self.read_header(data)? {
-                    Some(header) => self.start_frame(header, config)?,
+                    Some(header) => {
+                        if let Some(message) = self.whole_small_message(&header, data, config)? {
+                            return Ok(Some(Received::Message(message)));
+                        }
+                        self.start_frame(header, config)?
+                    }
                     None => return Ok(None),
                 },
             };
@@ -143,6 +149,49 @@ impl Receiver {
                 Ok(None)
             }
         }
+    }
+
+    /// The fast path for the most common frame: a small unfragmented, uncompressed data
+    /// message whose whole payload is already in `data`. It skips the per-frame bookkeeping of
+    /// [`start_frame`](Self::start_frame) and takes its buffer from the thread's slab, but
+    /// applies the same rules; a frame it does not take (`Ok(None)`, `data` untouched) goes the
+    /// general way, which also reports every violation.
+    fn whole_small_message(
+        &mut self,
+        header: &FrameHeader,
+        data: &mut &[u8],
+        config: &Config,
+    ) -> Result<Option<Message>, ProtocolError> {
+        let len = header.payload_len;
+        let kind = match header.opcode {
+            OpCode::TEXT => MessageKind::Text,
+            OpCode::BINARY => MessageKind::Binary,
+            _ => return Ok(None),
+        };
+        // §5.1: a server receives only masked frames, a client only unmasked ones.
+        let mask_ok = header.mask.is_some() == (self.role == Role::Server);
+        let fits = len <= SMALL_PAYLOAD as u64
+            && len <= data.len() as u64
+            && len <= config.max_frame_size as u64
+            && len <= config.max_message_size as u64
+            && config.max_fragments >= 1;
+        if !header.fin || header.rsv != 0 || !mask_ok || !fits || self.message.is_some() || config.deliver_fragments {
+            return Ok(None);
+        }
+        let (payload, rest) = data.split_at(len as usize);
+        let mut buf = copy_small(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut buf, key, 0);
+        }
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&buf).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        *data = rest;
+        let payload = buf.freeze();
+        Ok(Some(match kind {
+            MessageKind::Text => Message::Text(Utf8Bytes::from_bytes_unchecked(payload)),
+            MessageKind::Binary => Message::Binary(payload),
+        }))
     }
 
     /// Checks a header against the connection's rules and limits (§5.1, §5.2, §5.4, §5.5).
@@ -416,6 +465,133 @@ mod tests {
         }
         assert_eq!(whole, pieces);
         assert_eq!(whole, [Received::Ping(Bytes::from_static(b"hi")), text("Hello")]);
+    }
+
+    /// A masked frame as a client sends it.
+    fn masked_frame(first_byte: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+        let header = FrameHeader {
+            fin: first_byte & 0x80 != 0,
+            rsv: first_byte & 0x70,
+            opcode: OpCode::from_bits(first_byte & 0x0F),
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        let mut wire = head[..n].to_vec();
+        let start = wire.len();
+        wire.extend_from_slice(payload);
+        apply_mask(&mut wire[start..], key, 0);
+        wire
+    }
+
+    /// Whole small frames take the fast path when a read holds them, and the general path
+    /// when they straddle reads: either way the same messages come out, wherever the reads
+    /// split the stream.
+    #[test]
+    fn fast_path_equals_general_path_at_every_split() {
+        let config = Config::default();
+        let chars: String = "añb€c😀".repeat(40);
+        let mut wire = Vec::new();
+        for (i, len) in [0usize, 1, 20, 125, 126, 255, 256, 257, 300].into_iter().enumerate() {
+            let key = [i as u8, 0x5A, 0xC3, 0x11];
+            let binary: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
+            wire.extend(masked_frame(0x82, &binary, key));
+            let cut = (0..=len.min(chars.len()))
+                .rev()
+                .find(|&c| chars.is_char_boundary(c))
+                .unwrap_or(0);
+            wire.extend(masked_frame(0x81, &chars.as_bytes()[..cut], key));
+        }
+        wire.extend(masked_frame(0x01, b"frag", [1, 2, 3, 4]));
+        wire.extend(masked_frame(0x89, b"ping", [5, 6, 7, 8]));
+        wire.extend(masked_frame(0x80, b"mented", [9, 10, 11, 12]));
+        wire.extend(masked_frame(0x81, b"last", [13, 14, 15, 16]));
+        let whole = receive_all(Role::Server, &config, &wire).unwrap();
+        assert_eq!(whole.len(), 18 + 2 + 1);
+        assert_eq!(whole[18], Received::Ping(Bytes::from_static(b"ping")));
+        assert_eq!(whole[19], text("fragmented"));
+        for split in 0..=wire.len() {
+            let mut receiver = Receiver::new(Role::Server);
+            let mut pieces = Vec::new();
+            for part in [&wire[..split], &wire[split..]] {
+                let mut data = part;
+                while let Some(r) = receiver.next(&mut data, &config).unwrap() {
+                    pieces.push(r);
+                }
+                assert!(data.is_empty());
+            }
+            assert_eq!(pieces, whole, "split at {split}");
+        }
+    }
+
+    /// The fast path applies the general path's rules: the same errors for frames it sees whole.
+    #[test]
+    fn fast_path_keeps_every_rule() {
+        let key = [1, 2, 3, 4];
+        let small = Config {
+            max_frame_size: 10,
+            max_message_size: 8,
+            ..Config::default()
+        };
+        assert!(matches!(
+            receive_all(Role::Server, &small, &masked_frame(0x82, &[0; 11], key)),
+            Err(ProtocolError::FrameTooLarge { len: 11, limit: 10 })
+        ));
+        assert!(matches!(
+            receive_all(Role::Server, &small, &masked_frame(0x82, &[0; 9], key)),
+            Err(ProtocolError::MessageTooLarge { limit: 8 })
+        ));
+        let none = Config {
+            max_fragments: 0,
+            ..Config::default()
+        };
+        assert!(matches!(
+            receive_all(Role::Server, &none, &masked_frame(0x82, b"x", key)),
+            Err(ProtocolError::TooManyFragments { limit: 0 })
+        ));
+        let config = Config::default();
+        let cases: &[(Role, Vec<u8>, ProtocolError)] = &[
+            (
+                Role::Server,
+                masked_frame(0x81, b"ab\xFFcd", key),
+                ProtocolError::InvalidUtf8,
+            ),
+            (
+                Role::Server,
+                masked_frame(0x81, b"ab\xE2\x82", key),
+                ProtocolError::InvalidUtf8,
+            ),
+            (Role::Server, b"\x82\x02ab".to_vec(), ProtocolError::UnmaskedFrame),
+            (Role::Client, masked_frame(0x82, b"ab", key), ProtocolError::MaskedFrame),
+            (
+                Role::Server,
+                masked_frame(0xC2, b"ab", key),
+                ProtocolError::ReservedBits,
+            ),
+            (
+                Role::Server,
+                masked_frame(0x83, b"ab", key),
+                ProtocolError::UnknownOpCode(3),
+            ),
+        ];
+        for (role, wire, expected) in cases {
+            assert_eq!(receive_all(*role, &config, wire).unwrap_err(), *expected, "{wire:x?}");
+        }
+        // A message in progress: a whole new data frame is an error, not a fast message.
+        let mut unfinished = masked_frame(0x01, b"a", key);
+        unfinished.extend(masked_frame(0x81, b"b", key));
+        assert_eq!(
+            receive_all(Role::Server, &config, &unfinished).unwrap_err(),
+            ProtocolError::UnfinishedMessage
+        );
+        // Fragment mode delivers a whole small message as one first-and-final fragment.
+        let fragments = Config {
+            deliver_fragments: true,
+            ..Config::default()
+        };
+        let received = receive_all(Role::Server, &fragments, &masked_frame(0x82, b"ab", key)).unwrap();
+        assert!(matches!(&received[..], [Received::Fragment(f)] if f.is_first && f.is_final && f.data == "ab"));
     }
 
     #[test]

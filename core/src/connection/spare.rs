@@ -21,12 +21,14 @@ thread_local! {
 }
 
 /// Frees the queue buffers this thread keeps for the next burst of any connection on it (at
-/// most one event queue and one outbox queue, a few hundred bytes). Nothing needs to call it:
+/// most one event queue and one outbox queue, a few hundred bytes), and its slab of small
+/// received payloads (4 KiB, kept alive meanwhile by any small message still held). Nothing needs to call it:
 /// they are freed when the thread ends. For memory accounting that must see a connection's
 /// own heap only.
 pub fn release_thread_spares() {
     let _ = EVENTS.try_with(Cell::take);
     let _ = TRANSMITS.try_with(Cell::take);
+    super::slab::release();
 }
 
 /// A queue that borrows its buffer from the thread's spare while it holds anything.
