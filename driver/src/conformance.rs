@@ -95,6 +95,7 @@ macro_rules! conformance_tests {
             publisher_never_waits_for_a_busy_connection,
             handshake_timeout_covers_the_decision,
             peer_address_after_accept,
+            close_times_out_while_peer_floods,
         );
     };
     (@tests $harness:ty, $($name:ident,)*) => {

@@ -120,6 +120,8 @@ pub(crate) struct Driver<S, T> {
     timer: Option<T>,
     /// When `timer` fires.
     armed: Option<Instant>,
+    /// The waker `timer` holds since it was last polled (see [`WakerId`]).
+    timer_waker: WakerId,
     out: WriteQueue,
     /// Events read while nobody was receiving (a writer drove the connection); the receiving
     /// side gets them first. At most one read's worth: nothing more is read while it holds any.
@@ -151,6 +153,7 @@ where
             stream: Some(stream),
             timer: None,
             armed: None,
+            timer_waker: WakerId::NONE,
             out: WriteQueue::default(),
             backlog: Backlog::default(),
             receiver_gone: false,
@@ -324,8 +327,7 @@ where
             self.fail_io(io::Error::new(io::ErrorKind::ConnectionAborted, "connection aborted"));
         }
         self.stream = None;
-        self.timer = None;
-        self.armed = None;
+        self.drop_timer();
     }
 
     // ----- Internals -----
@@ -390,27 +392,30 @@ where
                     return Poll::Ready(None);
                 }
             }
+            if !self.eof {
+                // Stop reading while the peer is not taking what we send (so it cannot make us
+                // buffer without bound), or while events read earlier still wait for the
+                // receiving side (a driving side reads only when nothing is waiting).
+                let over_limit = self.out.len() > self.write_limit;
+                let backlogged = role == Role::Driver && !self.receiver_gone && !self.backlog.is_empty();
+                let paused = over_limit || backlogged;
+                if paused != self.conn.is_reading_paused() {
+                    // Only a change reads the clock: this runs before every read.
+                    self.conn.set_reading_paused(T::now(), paused);
+                }
+                // While paused, the write above registered for writability and the receiving
+                // side wakes us.
+                if !paused && self.poll_read(cx).is_ready() {
+                    continue;
+                }
+            }
+            // Nothing to read: the timers say how long to wait. (Only here, not before every
+            // read: a read that brings data already ran the timers that were due, and the
+            // runtime's timer is polled once per wait instead of once per message.)
             if self.poll_timers(cx).is_ready() {
                 continue;
             }
-            if self.eof {
-                return Poll::Pending;
-            }
-            // Stop reading while the peer is not taking what we send (so it cannot make us
-            // buffer without bound), or while events read earlier still wait for the receiving
-            // side (a driving side reads only when nothing is waiting).
-            let over_limit = self.out.len() > self.write_limit;
-            let backlogged = role == Role::Driver && !self.receiver_gone && !self.backlog.is_empty();
-            let paused = over_limit || backlogged;
-            if paused != self.conn.is_reading_paused() {
-                // Only a change reads the clock: this runs before every read.
-                self.conn.set_reading_paused(T::now(), paused);
-            }
-            if paused {
-                // The write above registered for writability; the receiving side wakes us.
-                return Poll::Pending;
-            }
-            ready!(self.poll_read(cx));
+            return Poll::Pending;
         }
     }
 
@@ -459,21 +464,40 @@ where
             // Traffic pushes the heartbeat deadline back on every message. Re-arming the
             // runtime's timer each time costs a timer-wheel update per message, so a later
             // deadline leaves the armed timer alone: it fires early and is re-armed then.
+            let waker = WakerId::of(cx);
             let timer = match self.armed {
-                Some(at) if at <= deadline => self.timer.get_or_insert_with(|| T::at(at)),
+                Some(at) if at <= deadline && self.timer.is_some() => {
+                    if now < at && self.timer_waker == waker {
+                        // The timer has not fired (a timer never fires before its deadline),
+                        // so it still holds this very waker: polling it again changes nothing.
+                        return Poll::Pending;
+                    }
+                    self.timer.get_or_insert_with(|| T::at(at))
+                }
                 _ => self.arm_timer(deadline),
             };
-            ready!(timer.poll_expired(cx));
+            if timer.poll_expired(cx).is_pending() {
+                self.timer_waker = waker;
+                return Poll::Pending;
+            }
             self.armed = None;
+            self.timer_waker = WakerId::NONE;
         }
     }
 
     fn arm_timer(&mut self, deadline: Instant) -> &mut T {
         self.armed = Some(deadline);
+        self.timer_waker = WakerId::NONE;
         if let Some(timer) = &mut self.timer {
             timer.reset(deadline);
         }
         self.timer.get_or_insert_with(|| T::at(deadline))
+    }
+
+    fn drop_timer(&mut self) {
+        self.timer = None;
+        self.armed = None;
+        self.timer_waker = WakerId::NONE;
     }
 
     /// Reads once into the shared buffer and feeds the core; ready when something happened.
@@ -486,7 +510,13 @@ where
         let read = READ_BUF.with_borrow_mut(|buf| match Pin::new(stream).poll_read(cx, buf) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(0)),
             Poll::Ready(Ok(n)) => {
-                conn.handle_data(T::now(), &buf[..n.min(buf.len())]);
+                let now = T::now();
+                conn.handle_data(now, &buf[..n.min(buf.len())]);
+                // Timers run when a read finds nothing; a peer that never lets the stream run
+                // dry must not keep them from running (a close timeout, say).
+                if conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                    conn.handle_timeout(now);
+                }
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -534,8 +564,7 @@ where
             let _ = ready!(Pin::new(stream).poll_close(cx));
         }
         self.stream = None;
-        self.timer = None;
-        self.armed = None;
+        self.drop_timer();
         Poll::Ready(())
     }
 }
@@ -587,6 +616,22 @@ impl<S, T> Driver<S, T> {
             },
             End::Running | End::Reported => Error::AlreadyClosed,
         }
+    }
+}
+
+/// Which waker a timer holds: the addresses of its data and vtable (what `Waker::will_wake`
+/// compares), without a clone that would keep a finished task's memory alive. Compared only
+/// while the timer has not fired, so it still holds that waker and the addresses cannot be
+/// reused by another task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    const NONE: Self = Self(0, 0);
+
+    fn of(cx: &Context<'_>) -> Self {
+        let waker = cx.waker();
+        Self(waker.data() as usize, waker.vtable() as *const _ as usize)
     }
 }
 

@@ -47,6 +47,10 @@ pub trait Timer: Unpin + Send + Sized + 'static {
     /// Moves the timer to fire at `deadline`.
     fn reset(&mut self, deadline: Instant);
     /// Ready once the deadline has passed; registers `cx` to be woken then otherwise.
+    ///
+    /// The driver relies on what every runtime's timer does: it never fires before its
+    /// deadline, and once polled it keeps the last waker until it fires. So it polls again only
+    /// with a different waker or once the deadline has passed, not on every message.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 

@@ -296,3 +296,46 @@ pub async fn peer_address_after_accept<H: Harness>() {
     let (addr, _stream) = within::<H, _>(10, "peer address", join(server, client)).await;
     assert_eq!(addr, Some("127.0.0.9:4321".parse().unwrap()));
 }
+
+/// A peer that floods us with data and never answers our close frame cannot keep the close
+/// timeout from running out: timers run between reads that always find data, not only when a
+/// read finds nothing.
+pub async fn close_times_out_while_peer_floods<H: Harness>() {
+    let (listener, port) = H::listen().await;
+    let mut config = quick_config();
+    config.close_timeout = Duration::from_millis(300);
+    let server = async {
+        let stream = H::accept(&listener).await;
+        let mut ws = crate::accept::<_, H::Timer>(stream, config)
+            .await
+            .expect("server handshake");
+        ws.close(CloseCode::NORMAL, "bye").await
+    };
+    // The flood runs in its own task (on another thread where the runtime has one), so the
+    // server's reads keep finding data. Bounded: it stops when the server drops the transport,
+    // after 2 GiB, or with the test.
+    let (flood_done, flood_ended) = futures_channel::oneshot::channel::<()>();
+    let mut stream = H::tcp_connect(port).await;
+    H::spawn(async move {
+        if stream.write_all(&upgrade_request("/", "13")).await.is_err() {
+            return;
+        }
+        let mut frame = vec![0x82, 0xfe, 0x04, 0x00, 0x11, 0x22, 0x33, 0x44];
+        frame.extend(std::iter::repeat_n(0x5a, 1024));
+        let burst = frame.repeat(64);
+        for _ in 0..32 * 1024 {
+            if stream.write_all(&burst).await.is_err() {
+                break;
+            }
+        }
+        let _ = flood_done.send(());
+    });
+    let end = within::<H, _>(30, "close under a flood", server).await;
+    match end {
+        // The close handshake never completed: the timeout ended it.
+        Ok(info) => assert!(!info.clean, "{info:?}"),
+        Err(error) => panic!("close under a flood: {error:?}"),
+    }
+    // The flood stops once the server has dropped the transport.
+    within::<H, _>(30, "flood ends", flood_ended).await.ok();
+}
