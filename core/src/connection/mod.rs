@@ -226,6 +226,7 @@ impl Connection {
     /// Whether [`poll_event`](Self::poll_event) has something to hand out. A driver uses it to
     /// hold back writes while the application is still answering the messages of one read, so
     /// that every answer leaves in one write.
+    #[inline]
     pub fn has_events(&self) -> bool {
         !self.events.is_empty() || self.pending_failure.is_some()
     }
@@ -469,22 +470,26 @@ impl Connection {
     // ----- Outputs -----
 
     /// The next bytes to write to the transport.
+    // Inlined into the driver: it drains until `None`, so most calls find nothing, and those
+    // should cost a few instructions, not a call.
+    #[inline]
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.outbox.is_empty() {
+            return None;
+        }
         self.outbox.pop()
     }
 
     /// The next event for the application.
+    // Inlined for the same reason as `poll_transmit`.
+    #[inline]
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        // A drained queue gives its buffer to the thread (see `spare`), so an idle connection
-        // holds none.
-        if let Some(event) = self.events.pop_front() {
-            return Some(event);
+        if !self.has_events() {
+            return None;
         }
-        let error = self.pending_failure.take()?;
-        self.fail(*error);
-        self.events.pop_front()
+        self.next_event()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` when no
@@ -495,6 +500,17 @@ impl Connection {
     }
 
     // ----- Internals -----
+
+    fn next_event(&mut self) -> Option<Event> {
+        // A drained queue gives its buffer to the thread (see `spare`), so an idle connection
+        // holds none.
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        let error = self.pending_failure.take()?;
+        self.fail(*error);
+        self.events.pop_front()
+    }
 
     fn transition(&mut self, input: Input) {
         self.state = self.state.next(input, self.role);
@@ -633,11 +649,9 @@ impl Connection {
         if data.is_empty() {
             return;
         }
-        if let Some(interval) = self.config.ping_interval.filter(|_| self.state == State::Open) {
-            self.timers.set(Timer::Ping, now + interval);
-        }
-        if let Some(idle) = self.config.idle_timeout.filter(|_| self.state == State::Open) {
-            self.timers.set(Timer::Idle, now + idle);
+        if self.state == State::Open {
+            let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
+            self.timers.set_after(now, [(Timer::Ping, ping), (Timer::Idle, idle)]);
         }
         while self.state.is_receiving() {
             match self.receiver.next(&mut data, &self.config) {
@@ -729,47 +743,6 @@ impl Connection {
             cause,
             clean,
         }));
-    }
-
-    fn on_timer(&mut self, timer: Timer, now: Instant) {
-        match (timer, self.state) {
-            (Timer::Handshake, s) if s.is_handshaking() => self.fail_handshake(HandshakeError::Timeout),
-            (Timer::Ping, State::Open) => {
-                let ping = send::frame(self.role, &mut self.rng, OpCode::PING, true, Bytes::new());
-                self.outbox.push_control(ping);
-                if self.timers.get(Timer::PongDeadline).is_none() && self.pong_left.is_none() {
-                    if self.reading_paused {
-                        self.pong_left = Some(self.config.pong_timeout);
-                    } else {
-                        self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
-                    }
-                }
-                if let Some(interval) = self.config.ping_interval {
-                    self.timers.set(Timer::Ping, now + interval);
-                }
-            }
-            (Timer::PongDeadline, State::Open | State::CloseSent) => {
-                // The peer is unreachable: a close frame would go nowhere, so none is sent.
-                let reason = "no pong within pong_timeout".to_owned();
-                self.outbox.discard_frames();
-                self.finish(Input::Fail, CloseCode::ABNORMAL, reason, CloseCause::PongTimeout, false);
-            }
-            (Timer::Close, State::CloseSent) => {
-                let reason = "no close frame within close_timeout".to_owned();
-                self.finish(
-                    Input::CloseTimeout,
-                    CloseCode::ABNORMAL,
-                    reason,
-                    CloseCause::CloseTimeout,
-                    false,
-                );
-            }
-            (Timer::Close, State::AwaitingEof) => self.transition(Input::CloseTimeout),
-            (Timer::Idle, State::Open) => {
-                let _ = self.close(now, CloseCode::GOING_AWAY, "idle timeout");
-            }
-            _ => {}
-        }
     }
 }
 

@@ -150,6 +150,7 @@ impl Outbox {
         self.buffered
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_none() && self.control.is_empty() && self.data.is_empty()
     }

@@ -78,6 +78,7 @@ impl<T: Parked> SpareQueue<T> {
         Some(item)
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,8 +1,13 @@
 //! The connection's timer table.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::Connection;
+use bytes::Bytes;
+
+use super::state::{Input, State};
+use super::{CloseCause, Connection, send};
+use crate::frame::{CloseCode, OpCode};
+use crate::handshake::HandshakeError;
 
 /// The timers a connection owns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +29,8 @@ impl Timer {
     pub(crate) const ALL: [Self; 5] = [Self::Handshake, Self::Ping, Self::PongDeadline, Self::Close, Self::Idle];
 }
 
-/// One deadline per timer, kept as signed nanosecond offsets from the first deadline ever set:
-/// 56 bytes instead of the 80 of five `Option<Instant>`, in every connection.
+/// One deadline per timer, kept as nanosecond offsets from the earliest time the table has
+/// seen: 56 bytes instead of the 80 of five `Option<Instant>`, in every connection.
 #[derive(Clone, Debug)]
 pub(crate) struct Timers {
     base: Option<Instant>,
@@ -47,13 +52,39 @@ impl Default for Timers {
 
 impl Timers {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        let offset = self.offset_of(at);
+        self.offsets[timer as usize] = offset;
+    }
+
+    /// Sets each timer to `now` plus its duration: one clock conversion for all of them (the
+    /// receive path restarts two timers on every read).
+    pub(crate) fn set_after<const N: usize>(&mut self, now: Instant, timers: [(Timer, Option<Duration>); N]) {
+        if timers.iter().all(|(_, after)| after.is_none()) {
+            return;
+        }
+        let now = self.offset_of(now);
+        for (timer, after) in timers {
+            if let Some(after) = after {
+                let after = i64::try_from(after.as_nanos()).unwrap_or(i64::MAX);
+                self.offsets[timer as usize] = now.saturating_add(after);
+            }
+        }
+    }
+
+    /// `at` as an offset from the base. The base is the earliest time ever converted, so that
+    /// the clock readings that follow (it only moves forward) take the cheap, positive way.
+    fn offset_of(&mut self, at: Instant) -> i64 {
         let base = *self.base.get_or_insert(at);
-        // Deadlines beyond ±292 years saturate: they never fire either way.
-        let offset = match at.checked_duration_since(base) {
-            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
-            None => i64::try_from(base.duration_since(at).as_nanos()).map_or(UNSET + 1, |before| -before),
-        };
-        self.offsets[timer as usize] = offset.max(UNSET + 1);
+        // Deadlines beyond 292 years saturate: they never fire either way.
+        if let Some(after) = at.checked_duration_since(base) {
+            return i64::try_from(after.as_nanos()).unwrap_or(i64::MAX);
+        }
+        let shift = i64::try_from(base.duration_since(at).as_nanos()).unwrap_or(i64::MAX);
+        for offset in self.offsets.iter_mut().filter(|offset| **offset != UNSET) {
+            *offset = offset.saturating_add(shift);
+        }
+        self.base = Some(at);
+        0
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
@@ -75,8 +106,10 @@ impl Timers {
 
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        let earliest = self.offsets.iter().copied().filter(|&offset| offset != UNSET).min()?;
-        self.at(earliest)
+        // One subtracted, a stopped timer (`i64::MIN`) wraps to the largest value and every
+        // other keeps its order: a branch-free minimum that skips stopped timers.
+        let earliest = self.offsets.iter().map(|offset| offset.wrapping_sub(1)).min()?;
+        self.at(earliest.wrapping_add(1))
     }
 
     fn at(&self, offset: i64) -> Option<Instant> {
@@ -139,12 +172,53 @@ impl Connection {
             self.pong_left = Some(self.config.pong_timeout);
         }
     }
+
+    /// Acts on a timer that expired.
+    pub(super) fn on_timer(&mut self, timer: Timer, now: Instant) {
+        match (timer, self.state) {
+            (Timer::Handshake, s) if s.is_handshaking() => self.fail_handshake(HandshakeError::Timeout),
+            (Timer::Ping, State::Open) => {
+                let ping = send::frame(self.role, &mut self.rng, OpCode::PING, true, Bytes::new());
+                self.outbox.push_control(ping);
+                if self.timers.get(Timer::PongDeadline).is_none() && self.pong_left.is_none() {
+                    if self.reading_paused {
+                        self.pong_left = Some(self.config.pong_timeout);
+                    } else {
+                        self.timers.set(Timer::PongDeadline, now + self.config.pong_timeout);
+                    }
+                }
+                if let Some(interval) = self.config.ping_interval {
+                    self.timers.set(Timer::Ping, now + interval);
+                }
+            }
+            (Timer::PongDeadline, State::Open | State::CloseSent) => {
+                // The peer is unreachable: a close frame would go nowhere, so none is sent.
+                let reason = "no pong within pong_timeout".to_owned();
+                self.outbox.discard_frames();
+                self.finish(Input::Fail, CloseCode::ABNORMAL, reason, CloseCause::PongTimeout, false);
+            }
+            (Timer::Close, State::CloseSent) => {
+                let reason = "no close frame within close_timeout".to_owned();
+                self.finish(
+                    Input::CloseTimeout,
+                    CloseCode::ABNORMAL,
+                    reason,
+                    CloseCause::CloseTimeout,
+                    false,
+                );
+            }
+            (Timer::Close, State::AwaitingEof) => self.transition(Input::CloseTimeout),
+            (Timer::Idle, State::Open) => {
+                let _ = self.close(now, CloseCode::GOING_AWAY, "idle timeout");
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn deadlines_before_and_after_the_first_come_back_exactly() {
@@ -166,5 +240,36 @@ mod tests {
         assert_eq!(timers.next(), Some(now + Duration::from_nanos(5_000_000_001)));
         timers.stop_all();
         assert_eq!(timers.next(), None);
+    }
+
+    #[test]
+    fn set_after_equals_set_and_saturates() {
+        let now = Instant::now();
+        let mut one = Timers::default();
+        let mut both = Timers::default();
+        one.set(Timer::Handshake, now - Duration::from_secs(3));
+        both.set(Timer::Handshake, now - Duration::from_secs(3));
+        one.set(Timer::Ping, now + Duration::from_secs(30));
+        one.set(Timer::Idle, now + Duration::from_millis(1500));
+        both.set_after(
+            now,
+            [
+                (Timer::Ping, Some(Duration::from_secs(30))),
+                (Timer::Idle, Some(Duration::from_millis(1500))),
+                (Timer::Close, None),
+            ],
+        );
+        assert_eq!(one.offsets, both.offsets);
+        assert_eq!(both.next(), Some(now - Duration::from_secs(3)));
+        both.stop(Timer::Handshake);
+        assert_eq!(both.next(), Some(now + Duration::from_millis(1500)));
+        // A deadline too far to represent never fires, and still counts as set.
+        both.stop_all();
+        both.set_after(now, [(Timer::Idle, Some(Duration::MAX))]);
+        assert!(
+            both.next()
+                .is_some_and(|at| at > now + Duration::from_secs(100 * 365 * 86_400))
+        );
+        assert!(!both.is_expired(Timer::Idle, now));
     }
 }
