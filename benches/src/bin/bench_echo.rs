@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! bench_echo LIB ADDR     LIB: wsengine-tokio | wsengine-smol | tokio-tungstenite |
-//!                              fastwebsockets | tokio-websockets
+//!                              fastwebsockets | tokio-websockets | raw-tokio
 //! ```
+//!
+//! `raw-tokio` is the floor: after the same hand-written handshake it echoes the bytes it reads
+//! unchanged (the load generator's masked frames come back masked, which it accepts), so its
+//! cost is tokio's TCP and nothing of WebSocket.
 
 use std::io;
 
@@ -32,6 +36,7 @@ fn main() -> io::Result<()> {
                 "tokio-tungstenite" => tokio::spawn(tungstenite_echo(tcp)),
                 "fastwebsockets" => tokio::spawn(fastwebsockets_echo(tcp)),
                 "tokio-websockets" => tokio::spawn(tokio_websockets_echo(tcp)),
+                "raw-tokio" => tokio::spawn(raw_echo(tcp)),
                 other => {
                     eprintln!("bench_echo: unknown library {other}");
                     std::process::exit(2);
@@ -104,7 +109,25 @@ async fn fastwebsockets_echo(mut tcp: tokio::net::TcpStream) {
     }
 }
 
-/// Reads an upgrade request and answers 101 (used only for fastwebsockets).
+/// Echoes bytes as they come, after the handshake: no framing, no unmasking.
+async fn raw_echo(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if handshake_by_hand(&mut tcp).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if tcp.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads an upgrade request and answers 101 (for fastwebsockets and the raw echo).
 async fn handshake_by_hand(tcp: &mut tokio::net::TcpStream) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut head = Vec::with_capacity(1024);
