@@ -653,7 +653,9 @@ impl Connection {
             let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
             self.timers.set_after(now, [(Timer::Ping, ping), (Timer::Idle, idle)]);
         }
-        while self.state.is_receiving() {
+        // With nothing left to read, `next` could only say so: a read of one message is
+        // one call.
+        while !data.is_empty() && self.state.is_receiving() {
             match self.receiver.next(&mut data, &self.config) {
                 Ok(Some(received)) => self.on_received(now, received),
                 Ok(None) => break,
