@@ -211,13 +211,15 @@ where
         }
     }
 
-    /// The next complete message; pings and pongs are skipped.
+    /// The next complete message; pings and pongs are skipped. (Matches the core's events
+    /// itself instead of going through `poll_incoming`: one move of each event, not two.)
     pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         loop {
-            match ready!(self.poll_incoming(cx))? {
-                Incoming::Message(message) => return Poll::Ready(Ok(message)),
-                Incoming::Fragment(_) => return Poll::Ready(Err(Error::UnexpectedFragment)),
-                Incoming::Ping(_) | Incoming::Pong(_) => {}
+            match ready!(self.poll_event(cx))? {
+                Event::Message(message) => return Poll::Ready(Ok(message)),
+                Event::Fragment(_) => return Poll::Ready(Err(Error::UnexpectedFragment)),
+                // Pings, pongs, and handshake events (the handshake is over).
+                _ => {}
             }
         }
     }
