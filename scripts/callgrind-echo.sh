@@ -15,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 short="${1:-5}"
 long="${2:-10}"
-read -r -a servers <<<"${CALLGRIND_SERVERS:-wsengine-tokio wsengine-smol fastwebsockets tokio-websockets}"
+read -r -a servers <<<"${CALLGRIND_SERVERS:-wsengine-tokio wsengine-smol fastwebsockets tokio-websockets raw-tokio}"
 read -r conns size inflight <<<"${CALLGRIND_LOAD:-100 20 1}"
 port="${BENCH_PORT:-9410}"
 command -v valgrind >/dev/null || { echo "callgrind-echo: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
