@@ -41,7 +41,8 @@ fn main() -> std::io::Result<()> {
             let config = config.clone();
             executor
                 .spawn(async move {
-                    let mut ws = match accept(tcp, config).await {
+                    // The crate's TcpStream skips the reads that would only block.
+                    let mut ws = match accept(wsengine_smol::TcpStream::from(tcp), config).await {
                         Ok(ws) => ws,
                         Err(e) => return eprintln!("smol_echo_server: handshake: {e}"),
                     };

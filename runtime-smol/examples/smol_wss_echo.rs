@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 smol::spawn(async move {
+                    let tcp = wsengine_smol::TcpStream::from(tcp);
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let Ok(mut ws) = accept(tls, Config::default()).await else {
                         return;

@@ -19,6 +19,8 @@
 //!         smol::spawn(async move {
 //!             while let Ok((tcp, _)) = listener.accept().await {
 //!                 smol::spawn(async move {
+//!                     // `TcpStream::from` skips the reads that would only block (see its docs).
+//!                     let tcp = wsengine_smol::TcpStream::from(tcp);
 //!                     let mut ws = wsengine_smol::accept(tcp, Config::default()).await?;
 //!                     while let Ok(message) = ws.recv().await {
 //!                         ws.send(message).await?;
@@ -41,7 +43,10 @@
 //! ```
 //!
 //! A server names its connections' halves with [`ServerWebSocket`], [`ServerReader`] and
-//! [`ServerWriter`] (`WebSocket`, `Reader` and `Writer` default to the client's stream).
+//! [`ServerWriter`]: connections accepted over this crate's [`TcpStream`] (made with
+//! `TcpStream::from` from what `smol::net::TcpListener` accepted). `WebSocket`, `Reader` and
+//! `Writer` default to the client's stream; any other stream (`smol::net::TcpStream` itself, a
+//! TLS stream) works too, named as `WebSocket<ThatStream>`.
 //! Features: `rustls` (on by default) for `wss://` clients; a plain server can turn it off.
 //!
 //! Receiving drives the connection (reads, pong and close replies, heartbeats): keep a
@@ -62,8 +67,10 @@ pub use wsengine_driver::futures_io::{AsyncRead, AsyncWrite};
 pub use wsengine_driver::{ConnectOptions, Error, Incoming, TrySendError};
 
 mod connect;
+mod stream;
 
 pub use connect::{MaybeTlsStream, connect, connect_with};
+pub use stream::TcpStream;
 
 /// A WebSocket over the stream `S`; the default, [`MaybeTlsStream`], is what [`connect`]
 /// returns. A server's connections are [`ServerWebSocket`]s.
@@ -72,7 +79,7 @@ pub type WebSocket<S = MaybeTlsStream> = wsengine_driver::WebSocket<S, SmolTimer
 pub type Reader<S = MaybeTlsStream> = wsengine_driver::Reader<S, SmolTimer>;
 /// A cloneable sending half of a split [`WebSocket`] (`Send + Sync`: keep it in a map).
 pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<S, SmolTimer>;
-/// What [`accept`] returns for a `TcpStream`: name it in a server's own types.
+/// What [`accept`] returns for a [`TcpStream`]: name it in a server's own types.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -82,18 +89,19 @@ pub type Writer<S = MaybeTlsStream> = wsengine_driver::Writer<S, SmolTimer>;
 /// let clients: HashMap<u64, ServerWriter> = HashMap::new();
 /// # drop(clients);
 /// ```
-pub type ServerWebSocket<S = async_net::TcpStream> = WebSocket<S>;
+pub type ServerWebSocket<S = TcpStream> = WebSocket<S>;
 /// The receiving half of a split [`ServerWebSocket`].
-pub type ServerReader<S = async_net::TcpStream> = Reader<S>;
+pub type ServerReader<S = TcpStream> = Reader<S>;
 /// A sending half of a split [`ServerWebSocket`].
-pub type ServerWriter<S = async_net::TcpStream> = Writer<S>;
+pub type ServerWriter<S = TcpStream> = Writer<S>;
 /// An upgrade request waiting for the application's decision.
-pub type PendingUpgrade<S = async_net::TcpStream> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
+pub type PendingUpgrade<S = TcpStream> = wsengine_driver::PendingUpgrade<S, SmolTimer>;
 
 /// Server: reads the upgrade request from `stream` and accepts it.
 ///
-/// The connection knows its peer's address ([`WebSocket::peer_addr`]) when `stream` is an
-/// `async_net::TcpStream` or a rustls server stream over one.
+/// The connection knows its peer's address ([`WebSocket::peer_addr`]) when `stream` is a
+/// [`TcpStream`], an `async_net::TcpStream` or a rustls server stream over either. A server
+/// passes `TcpStream::from(tcp)`: [`TcpStream`] saves a system call per message.
 pub fn accept<S>(stream: S, config: impl Into<Arc<Config>>) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
@@ -150,14 +158,22 @@ where
 
 /// The peer address of the stream types a server accepts from.
 fn peer_addr_of<S: 'static>(stream: &S) -> Option<std::net::SocketAddr> {
-    use async_net::TcpStream;
     let any = stream as &dyn std::any::Any;
     if let Some(tcp) = any.downcast_ref::<TcpStream>() {
         return tcp.peer_addr().ok();
     }
+    if let Some(tcp) = any.downcast_ref::<async_net::TcpStream>() {
+        return tcp.peer_addr().ok();
+    }
     #[cfg(feature = "rustls")]
-    if let Some(tls) = any.downcast_ref::<futures_rustls::server::TlsStream<TcpStream>>() {
-        return tls.get_ref().0.peer_addr().ok();
+    {
+        use futures_rustls::server::TlsStream;
+        if let Some(tls) = any.downcast_ref::<TlsStream<TcpStream>>() {
+            return tls.get_ref().0.peer_addr().ok();
+        }
+        if let Some(tls) = any.downcast_ref::<TlsStream<async_net::TcpStream>>() {
+            return tls.get_ref().0.peer_addr().ok();
+        }
     }
     None
 }

@@ -170,6 +170,8 @@ mod smol_server {
                 let config = config.clone();
                 executor
                     .spawn(async move {
+                        // The crate's server stream: no read that would only block.
+                        let tcp = wsengine_smol::TcpStream::from(tcp);
                         let Ok(mut ws) = wsengine_smol::accept(tcp, config).await else {
                             return;
                         };

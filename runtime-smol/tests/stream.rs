@@ -1,0 +1,107 @@
+//! The server stream, `wsengine_smol::TcpStream`: echoes small, pipelined and large messages
+//! (short reads, and writes the kernel takes in part), knows its peer, and sees the peer leave.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use smol::net::TcpListener;
+use wsengine_smol::{CloseCode, Config, Error, ServerWebSocket, TcpStream};
+
+/// Serves one connection over `TcpStream`, echoing until it ends; returns the server's view of
+/// the peer address and how the connection ended.
+fn serve_one(listener: TcpListener) -> smol::Task<(Option<SocketAddr>, Result<(), Error>)> {
+    smol::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tcp = TcpStream::from(tcp);
+        let mut ws: ServerWebSocket = wsengine_smol::accept(tcp, Config::default()).await.unwrap();
+        let peer = ws.peer_addr();
+        let end = loop {
+            match ws.recv().await {
+                Ok(message) => {
+                    if let Err(error) = ws.send(message).await {
+                        break Err(error);
+                    }
+                }
+                Err(Error::Closed(info)) if info.clean => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        (peer, end)
+    })
+}
+
+async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+#[test]
+fn echoes_small_pipelined_and_large_messages() {
+    smol::block_on(async {
+        let (listener, url) = listen().await;
+        let server = serve_one(listener);
+        let (mut ws, _) = wsengine_smol::connect(&url).await.unwrap();
+
+        // One at a time: every read on the server comes back short.
+        for i in 0..50u32 {
+            let text = format!("message {i}");
+            ws.send(text.as_str()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap().as_text(), Some(text.as_str()));
+        }
+        // Pipelined: several messages land in one read.
+        for i in 0..64u32 {
+            ws.send(vec![i as u8; 1000]).await.unwrap();
+        }
+        for i in 0..64u32 {
+            assert_eq!(
+                ws.recv().await.unwrap().as_binary().map(|b| &b[..]),
+                Some(&[i as u8; 1000][..])
+            );
+        }
+        // Large: more than the socket buffers hold, so the server's writes are taken in part
+        // and it waits for room while the client is still sending.
+        let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        ws.send(big.clone()).await.unwrap();
+        let echo = ws.recv().await.unwrap();
+        assert_eq!(echo.len(), big.len());
+        assert!(echo.as_binary().is_some_and(|echo| echo[..] == big[..]));
+
+        assert!(ws.close(CloseCode::NORMAL, "done").await.unwrap().clean);
+        let (peer, end) = server.await;
+        assert!(end.is_ok(), "{end:?}");
+        assert!(peer.is_some_and(|peer| peer.ip().is_loopback()), "{peer:?}");
+    });
+}
+
+#[test]
+fn sees_the_peer_leave() {
+    smol::block_on(async {
+        let (listener, url) = listen().await;
+        let server = serve_one(listener);
+        let (mut ws, _) = wsengine_smol::connect(&url).await.unwrap();
+        ws.send("hello").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().as_text(), Some("hello"));
+        // Dropping the client ends its TCP connection without a close handshake.
+        drop(ws);
+        let (_, end) = smol::future::or(server, async {
+            smol::Timer::after(Duration::from_secs(30)).await;
+            panic!("the server did not notice the peer leaving");
+        })
+        .await;
+        assert!(end.is_err(), "an unclean end is an error: {end:?}");
+    });
+}
+
+#[test]
+fn converts_from_standard_and_async_io_streams() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::net::TcpStream::connect(addr).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    let from_std = TcpStream::try_from(accepted).unwrap();
+    assert_eq!(from_std.peer_addr().unwrap(), peer);
+    let from_async = TcpStream::from(async_io::Async::new(client).unwrap());
+    assert_eq!(from_async.peer_addr().unwrap(), addr);
+    from_async.set_nodelay(true).unwrap();
+}
