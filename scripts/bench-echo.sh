@@ -5,6 +5,7 @@
 #   scripts/bench-echo.sh [ROUNDS] [SECONDS]        (defaults: 3 rounds of 5 s after 1 s warm-up)
 #   BENCH_SERVERS="wsengine-tokio fastwebsockets" scripts/bench-echo.sh    (a subset; keep wsengine-tokio,
 #   the ratios' base)
+#   BENCH_LOADS="10 1048576 1;100 20 1" scripts/bench-echo.sh              (a subset of the loads)
 #
 # Servers (benches/src/bin/bench_echo.rs, built from crates.io): wsengine-tokio, wsengine-smol,
 # tokio-tungstenite, fastwebsockets, tokio-websockets, and raw-tokio (the floor: bytes echoed
@@ -26,6 +27,8 @@ seconds="${2:-5}"
 read -r -a servers <<<"${BENCH_SERVERS:-wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets raw-tokio}"
 # connections size in_flight
 loads=("100 20 1" "100 1024 16" "200 16384 1" "500 16384 1" "10 1048576 1")
+# BENCH_LOADS="10 1048576 1;100 20 1" runs only those loads.
+if [ -n "${BENCH_LOADS:-}" ]; then IFS=';' read -r -a loads <<<"$BENCH_LOADS"; fi
 port="${BENCH_PORT:-9310}"
 
 cargo build --release -p wsengine-benches --bin bench_echo --bin loadgen
