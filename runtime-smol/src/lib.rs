@@ -67,6 +67,7 @@ pub use wsengine_driver::futures_io::{AsyncRead, AsyncWrite};
 pub use wsengine_driver::{ConnectOptions, Error, Incoming, TrySendError};
 
 mod connect;
+mod edge;
 mod stream;
 
 pub use connect::{MaybeTlsStream, connect, connect_with};

@@ -105,3 +105,63 @@ fn converts_from_standard_and_async_io_streams() {
     assert_eq!(from_async.peer_addr().unwrap(), addr);
     from_async.set_nodelay(true).unwrap();
 }
+
+/// Many connections served by tasks on two executor threads: readiness reaches the right task
+/// whichever thread collects it.
+#[test]
+fn serves_many_connections_from_two_threads() {
+    static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let stopped = stopped.clone();
+            std::thread::spawn(move || smol::block_on(EXECUTOR.run(stopped.recv())))
+        })
+        .collect();
+    smol::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        EXECUTOR
+            .spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    EXECUTOR
+                        .spawn(async move {
+                            let tcp = TcpStream::from(tcp);
+                            let Ok(ws) = wsengine_smol::accept(tcp, Config::default()).await else {
+                                return;
+                            };
+                            // Split: the reader's task hands messages to the writer's task.
+                            let (mut reader, writer) = ws.split();
+                            while let Ok(message) = reader.recv().await {
+                                if writer.send(message).await.is_err() {
+                                    break;
+                                }
+                            }
+                        })
+                        .detach();
+                }
+            })
+            .detach();
+        let clients: Vec<_> = (0..20u32)
+            .map(|client| {
+                let url = url.clone();
+                smol::spawn(async move {
+                    let (mut ws, _) = wsengine_smol::connect(&url).await.unwrap();
+                    for i in 0..100u32 {
+                        let text = format!("{client}/{i}");
+                        ws.send(text.as_str()).await.unwrap();
+                        assert_eq!(ws.recv().await.unwrap().as_text(), Some(text.as_str()));
+                    }
+                    assert!(ws.close(CloseCode::NORMAL, "done").await.unwrap().clean);
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await;
+        }
+    });
+    drop(stop);
+    for thread in threads {
+        thread.join().unwrap().unwrap_err();
+    }
+}

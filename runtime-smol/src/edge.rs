@@ -1,0 +1,232 @@
+//! Edge-triggered readiness for server sockets, on top of async-io's reactor.
+//!
+//! async-io registers every socket in one-shot mode: each wait for readability re-arms the
+//! socket with an `epoll_ctl` call, one per echoed message. Here server sockets go into one
+//! process-wide epoll set in edge-triggered mode, the way tokio (mio) registers them; that set's
+//! own descriptor is what async-io watches. When it becomes readable, async-io's reactor wakes
+//! [`Dispatch`], which collects the sockets' events, marks them ready and wakes their tasks, then
+//! re-arms the one descriptor: one `epoll_ctl` per reactor turn instead of one per message.
+//!
+//! A socket's readiness is a flag per direction, set by an event and cleared by the stream when
+//! the kernel says "would block" (or a read comes back short); a tick counts events so that an
+//! event landing between the stream's attempt and its clearing is never lost.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use async_io::Async;
+use polling::{Event, Events, PollMode, Poller};
+
+/// The direction of an operation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// One socket's registration: readiness per direction and the task waiting on each.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    key: usize,
+    state: Mutex<[Side; 2]>,
+}
+
+#[derive(Debug)]
+struct Side {
+    ready: bool,
+    /// Events seen for this direction (wrapping).
+    tick: u32,
+    waker: Option<Waker>,
+}
+
+impl Registration {
+    /// Registers `source` (a connected, non-blocking socket) for edge-triggered events; `None`
+    /// when the edge-triggered set is unavailable (the caller falls back to async-io).
+    ///
+    /// The caller must call [`Registration::deregister`] before `source` is closed.
+    pub(crate) fn register(source: &(impl AsFd + AsRawFd)) -> Option<Arc<Self>> {
+        let edge = Edge::get()?;
+        let mut slots = edge.lock_slots();
+        let key = slots.free.pop().unwrap_or(slots.entries.len());
+        let registration = Arc::new(Self {
+            key,
+            // Ready until the kernel says otherwise: the first attempt finds out.
+            state: Mutex::new([Side::new(), Side::new()]),
+        });
+        // SAFETY: the socket is deleted from the poller (`deregister`) before it is closed:
+        // the only caller, `TcpStream`, does so in its `Drop`.
+        let added = unsafe {
+            edge.poller
+                .get_ref()
+                .add_with_mode(source.as_raw_fd(), Event::all(key), PollMode::Edge)
+        };
+        if added.is_err() {
+            slots.free.push(key);
+            return None;
+        }
+        match slots.entries.get_mut(key) {
+            Some(slot) => *slot = Some(Arc::clone(&registration)),
+            None => slots.entries.push(Some(Arc::clone(&registration))),
+        }
+        Some(registration)
+    }
+
+    /// Removes `source` from the edge-triggered set (before it is closed).
+    pub(crate) fn deregister(&self, source: &impl AsFd) {
+        let Some(edge) = Edge::get() else { return };
+        // Failure means the socket is gone from the set already (closed elsewhere).
+        let _ = edge.poller.get_ref().delete(source);
+        let mut slots = edge.lock_slots();
+        if let Some(slot) = slots.entries.get_mut(self.key) {
+            *slot = None;
+            slots.free.push(self.key);
+        }
+    }
+
+    /// The current tick when `direction` is ready; otherwise registers `cx` to be woken by the
+    /// next event and is pending.
+    pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut state = self.lock();
+        let side = &mut state[direction as usize];
+        if side.ready {
+            return Poll::Ready(side.tick);
+        }
+        match &side.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => side.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The kernel would block in `direction`: not ready, unless an event came after `tick`.
+    pub(crate) fn clear_ready(&self, direction: Direction, tick: u32) {
+        let mut state = self.lock();
+        let side = &mut state[direction as usize];
+        if side.tick == tick {
+            side.ready = false;
+        }
+    }
+
+    /// An event: marks the directions ready and takes the wakers to wake.
+    fn set_ready(&self, event: &Event, wake: &mut Vec<Waker>) {
+        let mut state = self.lock();
+        for (side, is_set) in state.iter_mut().zip([event.readable, event.writable]) {
+            if is_set {
+                side.ready = true;
+                side.tick = side.tick.wrapping_add(1);
+                wake.extend(side.waker.take());
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, [Side; 2]> {
+        // A panic while holding it left plain flags: still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Side {
+    fn new() -> Self {
+        Self {
+            ready: true,
+            tick: 0,
+            waker: None,
+        }
+    }
+}
+
+/// The process-wide edge-triggered set and its registrations.
+struct Edge {
+    /// Watched by async-io's reactor: readable when any registered socket has an event.
+    poller: Async<Poller>,
+    slots: Mutex<Slots>,
+    /// Held while collecting events: one collector at a time (one that finds it held waits,
+    /// so an event reported while another collects is never dropped).
+    events: Mutex<Events>,
+    dispatch: Waker,
+}
+
+#[derive(Default)]
+struct Slots {
+    entries: Vec<Option<Arc<Registration>>>,
+    free: Vec<usize>,
+}
+
+impl Edge {
+    fn get() -> Option<&'static Self> {
+        static EDGE: OnceLock<Option<Edge>> = OnceLock::new();
+        let edge = EDGE
+            // Without one (no epoll, out of descriptors) sockets keep async-io's registration.
+            .get_or_init(|| Self::new().ok())
+            .as_ref()?;
+        // Armed on first use (not inside `get_or_init`: collecting calls `get`).
+        static ARMED: OnceLock<()> = OnceLock::new();
+        ARMED.get_or_init(|| edge.collect());
+        Some(edge)
+    }
+
+    fn new() -> io::Result<Self> {
+        let poller = Poller::new()?;
+        if !poller.supports_edge() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "edge-triggered polling"));
+        }
+        Ok(Self {
+            poller: Async::new(poller)?,
+            slots: Mutex::default(),
+            events: Mutex::new(Events::new()),
+            dispatch: Waker::from(Arc::new(Dispatch)),
+        })
+    }
+
+    fn lock_slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes every pending event, marks the sockets ready, re-arms async-io's watch on the set,
+    /// then wakes the tasks.
+    fn collect(&self) {
+        let mut wake = Vec::new();
+        {
+            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut cx = Context::from_waker(&self.dispatch);
+            // Bounded: the watch is ready again only when an event arrived after the last
+            // collection, and each pass takes what arrived.
+            for _ in 0..64 {
+                events.clear();
+                // A failed wait reports no events; the watch below still re-arms.
+                let _ = self.poller.get_ref().wait(&mut events, Some(Duration::ZERO));
+                let slots = self.lock_slots();
+                for event in events.iter() {
+                    if let Some(Some(registration)) = slots.entries.get(event.key) {
+                        registration.set_ready(&event, &mut wake);
+                    }
+                }
+                drop(slots);
+                if self.poller.poll_readable(&mut cx).is_pending() {
+                    break;
+                }
+            }
+        }
+        for waker in wake {
+            waker.wake();
+        }
+    }
+}
+
+/// The waker async-io's reactor calls when the edge-triggered set has events.
+struct Dispatch;
+
+impl Wake for Dispatch {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(edge) = Edge::get() {
+            edge.collect();
+        }
+    }
+}
