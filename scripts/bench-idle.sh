@@ -5,6 +5,9 @@
 #
 #   scripts/bench-idle.sh [N]        (default 10000)
 #   BENCH_SERVERS="wsengine-tokio wsengine-smol" scripts/bench-idle.sh    (a subset of servers)
+#
+# Servers as in scripts/bench-echo.sh; `uws` (uWebSockets.js, installed by
+# ../shared/peers/uws/setup.sh) runs when named in BENCH_SERVERS.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -12,6 +15,8 @@ count="${1:-10000}"
 read -r -a servers <<<"${BENCH_SERVERS:-wsengine-tokio wsengine-smol tokio-tungstenite fastwebsockets tokio-websockets}"
 port="${BENCH_PORT:-9350}"
 cargo build --release -p wsengine-benches --bin bench_echo --bin loadgen
+uws=""
+case " ${servers[*]} " in *" uws "*) uws="$("$root/../shared/peers/uws/setup.sh" | tail -n 1)" ;; esac
 bin="$root/target/release"
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((count + 200)) ]; then
@@ -24,7 +29,12 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 printf '%-20s %12s %12s %14s\n' server "rss idle KiB" "rss +N KiB" "bytes/conn"
 for server in "${servers[@]}"; do
-  "$bin/bench_echo" "$server" "127.0.0.1:$port" >/dev/null 2>&1 &
+  if [ "$server" = uws ]; then
+    # shellcheck disable=SC2086 # the setup script's command line, split into words
+    $uws "127.0.0.1:$port" >/dev/null 2>&1 &
+  else
+    "$bin/bench_echo" "$server" "127.0.0.1:$port" >/dev/null 2>&1 &
+  fi
   spid=$!
   pids+=("$spid")
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -4,14 +4,16 @@
 //! ```text
 //! loadgen --url ws://127.0.0.1:9002/ --connections 100 --size 20 [--in-flight 1]
 //!         [--duration 10] [--warmup 2]
-//! loadgen --url ws://127.0.0.1:9002/ --idle 10000 [--hold 10] [--sources 4]
+//! loadgen --url ws://127.0.0.1:9002/ --idle 10000 [--hold 10] [--sources 4] [--size 1024]
 //! ```
 //!
 //! Echo mode keeps `in-flight` binary messages of `size` bytes outstanding on each connection
 //! (a new one leaves as each echo arrives) and prints messages per second and round-trip
 //! latency percentiles (HDR histogram) measured after the warm-up. Idle mode opens that many
-//! connections (from `sources` addresses 127.0.0.1.., so ports do not run short), prints
-//! `READY`, holds them for `hold` seconds and exits. Every run is bounded in time.
+//! connections (from `sources` addresses 127.0.0.1.., so ports do not run short), echoes one
+//! message of `size` bytes on each (default 1 KiB, 0 for none: a server that keeps its buffers
+//! after a message shows it), prints `READY`, holds them for `hold` seconds and exits. Every
+//! run is bounded in time.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -284,7 +286,19 @@ async fn idle(args: &Args, count: usize) -> i32 {
             eprintln!("loadgen: only {next} of {count} connections opened within 120 s");
             return 1;
         }
-        let batch: Vec<_> = (next..count.min(next + 256)).map(|i| open(args, i)).collect();
+        let frame = (args.size > 0).then(|| masked_frame(args.size));
+        let batch: Vec<_> = (next..count.min(next + 256))
+            .map(|i| {
+                let frame = frame.as_deref();
+                async move {
+                    let (mut stream, leftover) = open(args, i).await?;
+                    if let Some(frame) = frame {
+                        echo_once(&mut stream, leftover, frame).await?;
+                    }
+                    Ok::<_, std::io::Error>((stream, ()))
+                }
+            })
+            .collect();
         for result in futures_util::future::join_all(batch).await {
             match result {
                 Ok((stream, _)) => open_streams.push(stream),
@@ -299,6 +313,33 @@ async fn idle(args: &Args, count: usize) -> i32 {
     println!("READY {count}");
     tokio::time::sleep(args.hold).await;
     0
+}
+
+/// Sends `frame` and reads until a whole frame has come back: a binary frame as long as the
+/// one sent (masked or not: the raw echo returns it as it was).
+async fn echo_once(stream: &mut TcpStream, mut buf: Vec<u8>, frame: &[u8]) -> std::io::Result<()> {
+    stream.write_all(frame).await?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((total, _, opcode)) = frame_at(&buf)
+            && buf.len() >= total
+        {
+            let unmasked = frame.len() - 4;
+            return if opcode == 0x2 && (total == unmasked || total == frame.len()) {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("the echo is not the message sent"))
+            };
+        }
+        if buf.len() > frame.len() + 64 {
+            return Err(std::io::Error::other("the echo is longer than the message sent"));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -316,6 +357,7 @@ fn parse_args() -> Result<Args, String> {
         sources: 1,
     };
     let mut url = None;
+    let mut size_given = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -327,7 +369,10 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--url" => url = Some(value.clone()),
             "--connections" => args.connections = number()? as usize,
-            "--size" => args.size = number()? as usize,
+            "--size" => {
+                args.size = number()? as usize;
+                size_given = true;
+            }
             "--in-flight" => args.in_flight = (number()? as usize).max(1),
             "--duration" => args.duration = Duration::from_secs(number()?.clamp(1, 600)),
             "--warmup" => args.warmup = Duration::from_secs(number()?.min(60)),
@@ -346,6 +391,9 @@ fn parse_args() -> Result<Args, String> {
     args.host = host.to_owned();
     args.port = port.parse().map_err(|_| "bad port")?;
     args.path = path;
+    if args.idle.is_some() && !size_given {
+        args.size = 1024;
+    }
     if args.idle.is_none() && args.connections == 0 {
         return Err("--connections or --idle is required".into());
     }
