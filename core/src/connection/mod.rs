@@ -336,8 +336,12 @@ impl Connection {
             return Err(ApiMisuse::FragmentOutOfSequence);
         }
         let message = message.into();
-        let compress = self.compressor.as_ref().is_some_and(|c| message.len() >= c.threshold());
-        let transmit = self.data_frame(opcode_of(message.kind()), true, compress, message.into_payload())?;
+        let opcode = opcode_of(message.kind());
+        let transmit = match &self.compressor {
+            Some(c) if message.len() >= c.threshold() => self.data_frame(opcode, true, true, message.into_payload())?,
+            // Most messages: framed here, without the compression branch's `Result`.
+            _ => send::frame(self.role, &mut self.rng, opcode, true, message.into_payload()),
+        };
         self.outbox.push_data(transmit);
         Ok(())
     }
