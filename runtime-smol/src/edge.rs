@@ -11,14 +11,24 @@
 //! the kernel says "would block" (or a read comes back short); a tick counts events so that an
 //! event landing between the stream's attempt and its clearing is never lost.
 
+use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use async_io::Async;
-use polling::{Event, Events, PollMode, Poller};
+use rustix::buffer::spare_capacity;
+use rustix::event::Timespec;
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+
+/// Events taken per `epoll_wait`; more wait for the next pass of the same collection.
+const EVENTS_PER_WAIT: usize = 1024;
+
+thread_local! {
+    /// The event buffer of collections run on this thread (`epoll::Event` may not cross threads).
+    static EVENTS: RefCell<Vec<epoll::Event>> = RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT));
+}
 
 /// The direction of an operation.
 #[derive(Clone, Copy, Debug)]
@@ -46,8 +56,9 @@ impl Registration {
     /// Registers `source` (a connected, non-blocking socket) for edge-triggered events; `None`
     /// when the edge-triggered set is unavailable (the caller falls back to async-io).
     ///
-    /// The caller must call [`Registration::deregister`] before `source` is closed.
-    pub(crate) fn register(source: &(impl AsFd + AsRawFd)) -> Option<Arc<Self>> {
+    /// The caller calls [`Registration::deregister`] before `source` is closed (closing removes
+    /// it from the set anyway; deregistering frees the slot).
+    pub(crate) fn register(source: &impl AsFd) -> Option<Arc<Self>> {
         let edge = Edge::get()?;
         let mut slots = edge.lock_slots();
         let key = slots.free.pop().unwrap_or(slots.entries.len());
@@ -56,14 +67,8 @@ impl Registration {
             // Ready until the kernel says otherwise: the first attempt finds out.
             state: Mutex::new([Side::new(), Side::new()]),
         });
-        // SAFETY: the socket is deleted from the poller (`deregister`) before it is closed:
-        // the only caller, `TcpStream`, does so in its `Drop`.
-        let added = unsafe {
-            edge.poller
-                .get_ref()
-                .add_with_mode(source.as_raw_fd(), Event::all(key), PollMode::Edge)
-        };
-        if added.is_err() {
+        let flags = EventFlags::IN | EventFlags::OUT | EventFlags::RDHUP | EventFlags::ET;
+        if epoll::add(edge.epoll.get_ref(), source, EventData::new_u64(key as u64), flags).is_err() {
             slots.free.push(key);
             return None;
         }
@@ -78,7 +83,7 @@ impl Registration {
     pub(crate) fn deregister(&self, source: &impl AsFd) {
         let Some(edge) = Edge::get() else { return };
         // Failure means the socket is gone from the set already (closed elsewhere).
-        let _ = edge.poller.get_ref().delete(source);
+        let _ = epoll::delete(edge.epoll.get_ref(), source);
         let mut slots = edge.lock_slots();
         if let Some(slot) = slots.entries.get_mut(self.key) {
             *slot = None;
@@ -111,9 +116,13 @@ impl Registration {
     }
 
     /// An event: marks the directions ready and takes the wakers to wake.
-    fn set_ready(&self, event: &Event, wake: &mut Vec<Waker>) {
+    fn set_ready(&self, flags: EventFlags, wake: &mut Vec<Waker>) {
+        // Errors and hang-ups wake both sides: the next attempt reports them.
+        let failed = flags.intersects(EventFlags::ERR | EventFlags::HUP);
+        let readable = failed || flags.intersects(EventFlags::IN | EventFlags::RDHUP | EventFlags::PRI);
+        let writable = failed || flags.contains(EventFlags::OUT);
         let mut state = self.lock();
-        for (side, is_set) in state.iter_mut().zip([event.readable, event.writable]) {
+        for (side, is_set) in state.iter_mut().zip([readable, writable]) {
             if is_set {
                 side.ready = true;
                 side.tick = side.tick.wrapping_add(1);
@@ -140,12 +149,14 @@ impl Side {
 
 /// The process-wide edge-triggered set and its registrations.
 struct Edge {
-    /// Watched by async-io's reactor: readable when any registered socket has an event.
-    poller: Async<Poller>,
+    /// The epoll set, watched by async-io's reactor: readable when a registered socket has an
+    /// event.
+    epoll: Async<OwnedFd>,
     slots: Mutex<Slots>,
     /// Held while collecting events: one collector at a time (one that finds it held waits,
-    /// so an event reported while another collects is never dropped).
-    events: Mutex<Events>,
+    /// so an event reported while another collects is never dropped). It keeps the wake list,
+    /// so that collecting allocates nothing once warm.
+    collector: Mutex<Vec<Waker>>,
     dispatch: Waker,
 }
 
@@ -169,14 +180,11 @@ impl Edge {
     }
 
     fn new() -> io::Result<Self> {
-        let poller = Poller::new()?;
-        if !poller.supports_edge() {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "edge-triggered polling"));
-        }
+        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
         Ok(Self {
-            poller: Async::new(poller)?,
+            epoll: Async::new(epoll)?,
             slots: Mutex::default(),
-            events: Mutex::new(Events::new()),
+            collector: Mutex::new(Vec::new()),
             dispatch: Waker::from(Arc::new(Dispatch)),
         })
     }
@@ -188,30 +196,50 @@ impl Edge {
     /// Takes every pending event, marks the sockets ready, re-arms async-io's watch on the set,
     /// then wakes the tasks.
     fn collect(&self) {
-        let mut wake = Vec::new();
-        {
-            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut cx = Context::from_waker(&self.dispatch);
-            // Bounded: the watch is ready again only when an event arrived after the last
-            // collection, and each pass takes what arrived.
-            for _ in 0..64 {
-                events.clear();
-                // A failed wait reports no events; the watch below still re-arms.
-                let _ = self.poller.get_ref().wait(&mut events, Some(Duration::ZERO));
-                let slots = self.lock_slots();
-                for event in events.iter() {
-                    if let Some(Some(registration)) = slots.entries.get(event.key) {
-                        registration.set_ready(&event, &mut wake);
-                    }
-                }
-                drop(slots);
-                if self.poller.poll_readable(&mut cx).is_pending() {
-                    break;
+        let mut wake = self.collector.lock().unwrap_or_else(PoisonError::into_inner);
+        let collected = EVENTS.try_with(|events| self.collect_into(&mut events.borrow_mut(), &mut wake));
+        if collected.is_err() {
+            // This thread is exiting and its buffer is gone.
+            self.collect_into(&mut Vec::with_capacity(EVENTS_PER_WAIT), &mut wake);
+        }
+        // Wakers only schedule tasks: none comes back here (only the reactor wakes `Dispatch`).
+        for waker in wake.drain(..) {
+            waker.wake();
+        }
+    }
+
+    fn collect_into(&self, events: &mut Vec<epoll::Event>, wake: &mut Vec<Waker>) {
+        let mut cx = Context::from_waker(&self.dispatch);
+        let zero = Timespec::default();
+        // Take the watch's readiness (the event that brought us here) before draining, so that
+        // it shows ready after draining only for an event that came later.
+        let _ = self.epoll.poll_readable(&mut cx);
+        // Bounded: the watch is ready again only when an event arrived after the last pass,
+        // and each pass takes what arrived.
+        for _ in 0..64 {
+            events.clear();
+            // A failed wait reports no events; the watch below still re-arms.
+            let _ = epoll::wait(self.epoll.get_ref(), spare_capacity(events), Some(&zero));
+            let slots = self.lock_slots();
+            for event in events.iter() {
+                let key = usize::try_from(event.data.u64()).unwrap_or(usize::MAX);
+                if let Some(Some(registration)) = slots.entries.get(key) {
+                    registration.set_ready(event.flags, wake);
                 }
             }
+            drop(slots);
+            // A full batch: the set may hold more, take them before re-arming.
+            let full = events.len() == EVENTS_PER_WAIT;
+            if !full && self.epoll.poll_readable(&mut cx).is_pending() {
+                break;
+            }
         }
-        for waker in wake {
-            waker.wake();
+        // However the loop ended, leave the watch armed: a pending poll is registered, and a
+        // ready one only consumed an earlier event, so the next poll registers.
+        for _ in 0..2 {
+            if self.epoll.poll_readable(&mut cx).is_pending() {
+                break;
+            }
         }
     }
 }

@@ -67,6 +67,10 @@ pub use wsengine_driver::futures_io::{AsyncRead, AsyncWrite};
 pub use wsengine_driver::{ConnectOptions, Error, Incoming, TrySendError};
 
 mod connect;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod edge;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[path = "edge_none.rs"]
 mod edge;
 mod stream;
 

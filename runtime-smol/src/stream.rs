@@ -21,9 +21,10 @@ const MAX_ATTEMPTS: usize = 8;
 /// runs over. Make one from the `async_net::TcpStream` (or `smol::net::TcpStream`) a listener
 /// accepted: `TcpStream::from(tcp)`.
 ///
-/// Unlike `async_net::TcpStream` it is registered with the kernel once, edge-triggered, the way
-/// tokio registers sockets (async-io re-arms a socket with a system call every time a task waits
-/// on it, once per echoed message), and it remembers that the socket was drained: a read that
+/// Unlike `async_net::TcpStream` it is registered with the kernel once, edge-triggered (epoll, on
+/// Linux and Android), the way tokio registers sockets (async-io re-arms a socket with a system
+/// call every time a task waits on it, once per echoed message), and it remembers that the
+/// socket was drained: a read that
 /// filled less than the buffer took everything the kernel had, so the next read waits for
 /// readiness instead of asking the kernel once more for an answer that is almost always "would
 /// block" (a write that the kernel took only in part, likewise). Where no edge-triggered
