@@ -36,9 +36,9 @@ pub(crate) fn apply_mask_short(buf: &mut [u8], key: [u8; 4]) {
     let mut rest = words.into_remainder();
     if rest.len() >= 4 {
         let (head, tail) = rest.split_at_mut(4);
-        for (byte, mask) in head.iter_mut().zip(key) {
-            *byte ^= mask;
-        }
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(head);
+        head.copy_from_slice(&(u32::from_ne_bytes(bytes) ^ u32::from_ne_bytes(key)).to_ne_bytes());
         rest = tail;
     }
     for (byte, mask) in rest.iter_mut().zip(key) {
