@@ -132,6 +132,8 @@ pub(crate) struct Driver<S, T> {
     eof: bool,
     /// The last write left bytes the transport would not take.
     write_blocked: bool,
+    /// Read attempts, counted round (see `poll_read`).
+    reads: u8,
     end: End,
     /// The last close, for `close_info()`.
     close_info: Option<Box<CloseInfo>>,
@@ -159,6 +161,7 @@ where
             receiver_gone: false,
             eof: false,
             write_blocked: false,
+            reads: 0,
             end: End::Running,
             close_info: None,
             peer_addr: None,
@@ -517,14 +520,17 @@ where
             self.eof = true;
             return Poll::Ready(());
         };
+        self.reads = self.reads.wrapping_add(1);
+        // Timers run when a read finds nothing; a peer that never lets the stream run dry must
+        // not keep them from running (a close timeout, say), so every 16th read attempt that
+        // brings data runs the due ones too.
+        let check_timers = self.reads % 16 == 0;
         let read = READ_BUF.with_borrow_mut(|buf| match Pin::new(stream).poll_read(cx, buf) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(0)),
             Poll::Ready(Ok(n)) => {
                 let now = T::now();
                 conn.handle_data(now, &buf[..n.min(buf.len())]);
-                // Timers run when a read finds nothing; a peer that never lets the stream run
-                // dry must not keep them from running (a close timeout, say).
-                if conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                if check_timers && conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
                     conn.handle_timeout(now);
                 }
                 Poll::Ready(Ok(n))
