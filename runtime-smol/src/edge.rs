@@ -47,6 +47,9 @@ pub(crate) struct Registration {
 #[derive(Debug)]
 struct Side {
     ready: bool,
+    /// The peer shut this direction (or the socket failed): ready for good, whatever a short
+    /// read suggests, since the next attempt returns end of stream or the error.
+    closed: bool,
     /// Events seen for this direction (wrapping).
     tick: u32,
     waker: Option<Waker>,
@@ -96,7 +99,7 @@ impl Registration {
     pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<u32> {
         let mut state = self.lock();
         let side = &mut state[direction as usize];
-        if side.ready {
+        if side.ready || side.closed {
             return Poll::Ready(side.tick);
         }
         match &side.waker {
@@ -106,25 +109,31 @@ impl Registration {
         Poll::Pending
     }
 
-    /// The kernel would block in `direction`: not ready, unless an event came after `tick`.
+    /// The kernel would block in `direction`: not ready, unless an event came after `tick` or
+    /// the direction is closed.
     pub(crate) fn clear_ready(&self, direction: Direction, tick: u32) {
         let mut state = self.lock();
         let side = &mut state[direction as usize];
-        if side.tick == tick {
+        if side.tick == tick && !side.closed {
             side.ready = false;
         }
     }
 
     /// An event: marks the directions ready and takes the wakers to wake.
     fn set_ready(&self, flags: EventFlags, wake: &mut Vec<Waker>) {
-        // Errors and hang-ups wake both sides: the next attempt reports them.
+        // Errors and hang-ups wake both sides: the next attempt reports them. A peer's FIN
+        // (RDHUP) often comes in the same event as its last data: the read side stays ready
+        // after the short read of that data, so the end of stream is read too.
         let failed = flags.intersects(EventFlags::ERR | EventFlags::HUP);
-        let readable = failed || flags.intersects(EventFlags::IN | EventFlags::RDHUP | EventFlags::PRI);
+        let read_closed = failed || flags.contains(EventFlags::RDHUP);
+        let readable = read_closed || flags.intersects(EventFlags::IN | EventFlags::PRI);
         let writable = failed || flags.contains(EventFlags::OUT);
         let mut state = self.lock();
-        for (side, is_set) in state.iter_mut().zip([readable, writable]) {
+        let sides = [(readable, read_closed), (writable, failed)];
+        for (side, (is_set, closed)) in state.iter_mut().zip(sides) {
             if is_set {
                 side.ready = true;
+                side.closed |= closed;
                 side.tick = side.tick.wrapping_add(1);
                 wake.extend(side.waker.take());
             }
@@ -141,6 +150,7 @@ impl Side {
     fn new() -> Self {
         Self {
             ready: true,
+            closed: false,
             tick: 0,
             waker: None,
         }

@@ -1,12 +1,13 @@
-//! The shared conformance suite (wsengine-driver's `conformance` module) on smol.
+//! The shared conformance suite (wsengine-driver's `conformance` module) on smol, over the
+//! server stream (`wsengine_smol::TcpStream`, edge-triggered) on both ends of raw connections.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use wsengine_driver::conformance::Harness;
-use wsengine_smol::{ClientRequest, ConnectOptions, Error, MaybeTlsStream, Response, SmolTimer, WebSocket};
+use wsengine_smol::{ClientRequest, ConnectOptions, Error, MaybeTlsStream, Response, SmolTimer, TcpStream, WebSocket};
 
 struct Smol;
 
@@ -36,16 +37,16 @@ impl Harness for Smol {
     }
 
     async fn accept(listener: &TcpListener) -> TcpStream {
-        listener.accept().await.unwrap().0
+        TcpStream::from(listener.accept().await.unwrap().0)
     }
 
     async fn accept_tls(listener: &TcpListener, config: Arc<futures_rustls::rustls::ServerConfig>) -> Self::TlsStream {
-        let tcp = listener.accept().await.unwrap().0;
+        let tcp = TcpStream::from(listener.accept().await.unwrap().0);
         futures_rustls::TlsAcceptor::from(config).accept(tcp).await.unwrap()
     }
 
     async fn tcp_connect(port: u16) -> TcpStream {
-        TcpStream::connect(("127.0.0.1", port)).await.unwrap()
+        TcpStream::from(smol::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap())
     }
 
     async fn connect(request: ClientRequest, options: ConnectOptions) -> Result<(WebSocket, Response), Error> {

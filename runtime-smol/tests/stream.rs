@@ -165,3 +165,36 @@ fn serves_many_connections_from_two_threads() {
         thread.join().unwrap().unwrap_err();
     }
 }
+
+/// The peer's last data and its FIN often arrive in one readiness event: the read after the
+/// (short) read of that data must still see the end of stream.
+#[test]
+fn reads_the_end_that_came_with_the_last_data() {
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut request = [0u8; 5];
+        tcp.read_exact(&mut request).unwrap();
+        // Answer and close in one go: data and FIN land together.
+        tcp.write_all(b"world").unwrap();
+    });
+    smol::block_on(async {
+        let tcp = smol::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut stream = TcpStream::from(tcp);
+        stream.write_all(b"hello").await.unwrap();
+        stream.close().await.unwrap();
+        let mut rest = Vec::new();
+        let read = smol::future::or(async { stream.read_to_end(&mut rest).await.map(drop) }, async {
+            smol::Timer::after(Duration::from_secs(30)).await;
+            Err(std::io::Error::other("no end of stream after 30 s"))
+        })
+        .await;
+        read.unwrap();
+        assert_eq!(rest, b"world");
+    });
+    peer.join().unwrap();
+}
