@@ -525,6 +525,21 @@ where
         // not keep them from running (a close timeout, say), so every 16th read attempt that
         // brings data runs the due ones too.
         let check_timers = self.reads % 16 == 0;
+        // The rest of a large frame goes straight into its message buffer: no copy out of the
+        // read buffer. The room is always given back, read or not.
+        if let Some(room) = conn.payload_buf(READ_CHUNK) {
+            let read = Pin::new(stream).poll_read(cx, room);
+            let now = T::now();
+            let n = match read {
+                Poll::Ready(Ok(n)) => n,
+                _ => 0,
+            };
+            conn.handle_payload(now, n);
+            if check_timers && n > 0 && conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                conn.handle_timeout(now);
+            }
+            return self.after_read(read);
+        }
         let read = READ_BUF.with_borrow_mut(|buf| match Pin::new(stream).poll_read(cx, buf) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(0)),
             Poll::Ready(Ok(n)) => {
@@ -538,6 +553,11 @@ where
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         });
+        self.after_read(read)
+    }
+
+    /// What a read's outcome means beyond the bytes it brought (which the core has).
+    fn after_read(&mut self, read: Poll<io::Result<usize>>) -> Poll<()> {
         match ready!(read) {
             Ok(0) => {
                 self.eof = true;

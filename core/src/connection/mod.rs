@@ -2,6 +2,7 @@
 //! out.
 
 mod codec;
+mod direct;
 mod events;
 mod prepared;
 mod receive;

@@ -360,6 +360,66 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    /// Room at the end of the current data frame's message buffer for the transport to read
+    /// the frame's next payload bytes into (see [`Connection::payload_buf`]): only while an
+    /// uncompressed data frame is arriving, only in capacity already reserved (the growth
+    /// policy of [`append_unmasked`] stays in charge of allocating), and only when that is at
+    /// least [`DIRECT_READ_MIN`] bytes or the rest of the frame. The room is zeroed.
+    ///
+    /// [`Connection::payload_buf`]: super::Connection::payload_buf
+    pub(crate) fn payload_room(&mut self, max: usize) -> Option<&mut [u8]> {
+        let frame = self.frame.as_ref().filter(|frame| !frame.opcode.is_control())?;
+        let message = self.message.as_mut().filter(|message| !message.compressed)?;
+        let remaining = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+        let spare = message.buf.capacity() - message.buf.len();
+        let room = spare.min(remaining).min(max);
+        if room == 0 || room < DIRECT_READ_MIN.min(remaining) {
+            return None;
+        }
+        let start = message.buf.len();
+        message.buf.resize(start + room, 0);
+        Some(&mut message.buf[start..])
+    }
+
+    /// `n` bytes were read into the room [`payload_room`](Self::payload_room) gave (0 when
+    /// the read brought nothing): they are unmasked and checked in place, the rest of the room
+    /// is given back, and a finished frame is handled as if it had come through
+    /// [`next`](Self::next).
+    pub(crate) fn payload_arrived(&mut self, n: usize, config: &Config) -> Result<Option<Received>, ProtocolError> {
+        let (Some(mut frame), Some(message)) = (self.frame, self.message.as_mut()) else {
+            return Ok(None);
+        };
+        // Uncompressed, the buffer holds exactly what arrived of this message (of this
+        // fragment in fragment mode), then the room.
+        let start = message.len - message.delivered;
+        let room = message.buf.len().saturating_sub(start);
+        let n = n.min(room).min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+        message.buf.truncate(start + n);
+        if n == 0 {
+            return Ok(None);
+        }
+        message.len += n;
+        if let Some(key) = frame.mask {
+            frame.mask_offset = apply_mask(&mut message.buf[start..], key, frame.mask_offset);
+        }
+        if message.kind == MessageKind::Text {
+            self.utf8.feed(&message.buf[start..])?;
+        }
+        frame.remaining -= n as u64;
+        if frame.remaining > 0 {
+            self.frame = Some(frame);
+            return Ok(None);
+        }
+        self.frame = None;
+        self.finish_frame(frame, config)
+    }
+}
+
+/// Reads straight into the message buffer are offered from this much reserved room (or the
+/// rest of the frame, when that is less): smaller pieces go through the transport's buffer.
+const DIRECT_READ_MIN: usize = 4096;
+
 /// Appends `chunk` to `buf`, unmasked. The buffer doubles until the peer has sent an eighth of
 /// the frame, then takes the rest of the frame in one allocation: a 1 MiB frame costs one
 /// regrowth instead of four (each copying what arrived so far), and a peer announcing 16 MiB
