@@ -172,6 +172,29 @@ mod tests {
     }
 
     #[test]
+    fn direct_reads_in_fragment_mode() {
+        let binary: Vec<u8> = (0..200_000u32).map(|i| (i * 13) as u8).collect();
+        let mut wire = frame(0x02, &binary[..120_000]);
+        wire.extend(frame(0x80, &binary[120_000..]));
+        let now = Instant::now();
+        let config = Config {
+            deliver_fragments: true,
+            ..Config::default()
+        };
+        let mut conn = Connection::upgraded(Role::Server, config, &Negotiated::default(), now);
+        assert!(feed(&mut conn, now, &wire, 8192) > 0);
+        let mut whole = Vec::new();
+        let mut finals = 0;
+        for event in events(&mut conn) {
+            if let Event::Fragment(fragment) = event {
+                whole.extend_from_slice(&fragment.data);
+                finals += usize::from(fragment.is_final);
+            }
+        }
+        assert_eq!((whole, finals), (binary, 1));
+    }
+
+    #[test]
     fn invalid_utf8_read_straight_in_fails_the_connection() {
         let mut text = "x".repeat(100_000).into_bytes();
         text[90_000] = 0xff;
