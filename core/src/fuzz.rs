@@ -66,7 +66,7 @@ pub fn server_connection(data: &[u8]) {
     let mut server = open_server(now);
     let mut finals = 0;
     for piece in bytes.chunks(usize::from(size) + 1) {
-        server.handle_data(now, piece);
+        feed(&mut server, now, piece);
         finals += echo_events(&mut server);
     }
     server.handle_eof(now);
@@ -90,11 +90,34 @@ pub fn client_connection(data: &[u8]) {
     client.handle_data(now, &head);
     let mut finals = 0;
     for piece in bytes.chunks(usize::from(size) + 1) {
-        client.handle_data(now, piece);
+        feed(&mut client, now, piece);
         finals += echo_events(&mut client);
     }
     client.handle_eof(now);
     check_single_final_event(&mut client, finals);
+}
+
+/// Feeds a read's worth of bytes as the driver does: straight into a large frame's message
+/// buffer while the core offers room there (a read that brings nothing first, as a transport
+/// that would block does), through `handle_data` otherwise.
+fn feed(conn: &mut Connection, now: Instant, mut piece: &[u8]) {
+    let mut gave_back = false;
+    while !piece.is_empty() {
+        let Some(room) = conn.payload_buf(piece.len()) else {
+            conn.handle_data(now, piece);
+            return;
+        };
+        let n = room.len().min(piece.len());
+        room[..n].copy_from_slice(&piece[..n]);
+        if n % 7 == 0 && !gave_back {
+            // Give the room back unread once, then ask again.
+            gave_back = true;
+            conn.handle_payload(now, 0);
+            continue;
+        }
+        conn.handle_payload(now, n);
+        piece = &piece[n..];
+    }
 }
 
 /// Inflating arbitrary data under a size cap: never panics, never exceeds the cap.
