@@ -1,10 +1,11 @@
 //! [wsengine](https://docs.rs/wsengine) over smol (async-io): WebSocket servers and clients on
 //! any `futures_io` stream, and `ws://` and `wss://` (futures-rustls) clients.
 //!
-//! Every protocol rule lives in the sans-IO core; this crate supplies async-io's sockets and
-//! timers and futures-rustls to the shared driver loop (`wsengine-driver`). It has the same API
-//! as `wsengine-tokio` except for the HTTP-server upgrade, which needs hyper and is tokio-only
-//! (hyper's upgraded connections can still be adapted by hand; see the README).
+//! Every protocol rule lives in the sans-IO core; this crate supplies async-io's sockets (and
+//! [`TcpStream`], a server socket registered edge-triggered), timers ([`SmolTimer`], one queue
+//! served by one thread) and futures-rustls to the shared driver loop (`wsengine-driver`). It has
+//! the same API as `wsengine-tokio` except for the HTTP-server upgrade, which needs hyper and is
+//! tokio-only (hyper's upgraded connections can still be adapted by hand; see the README).
 //!
 //! A server and a client in one program (this example runs as a test):
 //!
@@ -54,10 +55,7 @@
 #![deny(missing_docs)]
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 pub use wsengine::{
     self, Accept, ClientRequest, CloseCause, CloseCode, CloseInfo, Config, DeflateConfig, HandshakeError, Message,
@@ -73,9 +71,11 @@ mod edge;
 #[path = "edge_none.rs"]
 mod edge;
 mod stream;
+mod timer;
 
 pub use connect::{MaybeTlsStream, connect, connect_with};
 pub use stream::TcpStream;
+pub use timer::SmolTimer;
 
 /// A WebSocket over the stream `S`; the default, [`MaybeTlsStream`], is what [`connect`]
 /// returns. A server's connections are [`ServerWebSocket`]s.
@@ -193,26 +193,4 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     wsengine_driver::client(stream, request, config)
-}
-
-/// async-io's timer for the driver.
-#[derive(Debug)]
-pub struct SmolTimer(async_io::Timer);
-
-impl wsengine_driver::Timer for SmolTimer {
-    fn now() -> Instant {
-        Instant::now()
-    }
-
-    fn at(deadline: Instant) -> Self {
-        Self(async_io::Timer::at(deadline))
-    }
-
-    fn reset(&mut self, deadline: Instant) {
-        self.0.set_at(deadline);
-    }
-
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
 }

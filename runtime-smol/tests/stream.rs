@@ -1,6 +1,8 @@
 //! The server stream, `wsengine_smol::TcpStream`: echoes small, pipelined and large messages
 //! (short reads, and writes the kernel takes in part), knows its peer, and sees the peer leave.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -111,14 +113,7 @@ fn converts_from_standard_and_async_io_streams() {
 #[test]
 fn serves_many_connections_from_two_threads() {
     static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let stopped = stopped.clone();
-            std::thread::spawn(move || smol::block_on(EXECUTOR.run(stopped.recv())))
-        })
-        .collect();
-    smol::block_on(async {
+    common::with_two_executor_threads(&EXECUTOR, async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/", listener.local_addr().unwrap());
         EXECUTOR
@@ -160,10 +155,6 @@ fn serves_many_connections_from_two_threads() {
             client.await;
         }
     });
-    drop(stop);
-    for thread in threads {
-        thread.join().unwrap().unwrap_err();
-    }
 }
 
 /// The peer's last data and its FIN often arrive in one readiness event: the read after the
