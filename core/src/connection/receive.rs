@@ -13,8 +13,7 @@ use super::{Fragment, Role};
 use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::frame::{
-    CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, apply_mask, apply_mask_short,
-    parse_close_payload,
+    CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, apply_mask, parse_close_payload,
 };
 use crate::message::{Message, MessageKind, Utf8Bytes};
 use crate::utf8::{Utf8Validator, is_valid_message};
@@ -182,11 +181,7 @@ impl Receiver {
         let (payload, rest) = data.split_at(len as usize);
         let mut buf = copy_small(payload);
         if let Some(key) = header.mask {
-            if buf.len() < SHORT_MASK_BELOW {
-                apply_mask_short(&mut buf, key);
-            } else {
-                apply_mask(&mut buf, key, 0);
-            }
+            apply_mask(&mut buf, key, 0);
         }
         if kind == MessageKind::Text && !is_valid_message(&buf) {
             return Err(ProtocolError::InvalidUtf8);
@@ -442,9 +437,6 @@ fn append_unmasked(buf: &mut BytesMut, frame: &mut InFrame, chunk: &[u8]) {
         frame.mask_offset = apply_mask(&mut buf[start..], key, frame.mask_offset);
     }
 }
-
-/// Payloads shorter than this are unmasked a word at a time, inline; longer ones with vectors.
-const SHORT_MASK_BELOW: usize = 64;
 
 /// The frame's whole size is reserved once this fraction of it (one in N bytes) has arrived.
 const RESERVE_AFTER_ONE_IN: usize = 8;

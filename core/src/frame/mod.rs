@@ -7,7 +7,6 @@ mod opcode;
 
 pub use close::{CloseCode, ClosePayloadError, MAX_CLOSE_REASON_LEN, parse_close_payload};
 pub use header::{FrameHeader, HeaderError, MAX_HEADER_LEN, RSV1, RSV2, RSV3};
-pub(crate) use mask::apply_mask_short;
 pub use mask::{apply_mask, apply_mask_bytewise};
 pub use opcode::OpCode;
 
