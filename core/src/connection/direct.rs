@@ -4,8 +4,6 @@
 use std::time::Instant;
 
 use super::Connection;
-use super::state::State;
-use super::timers::Timer;
 
 impl Connection {
     /// While a large uncompressed data frame is arriving: up to `max` bytes of room at the end
@@ -52,9 +50,8 @@ impl Connection {
         if self.pending_failure.is_some() || !self.state.is_receiving() {
             return;
         }
-        if n > 0 && self.state == State::Open {
-            let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
-            self.timers.set_after(now, [(Timer::Ping, ping), (Timer::Idle, idle)]);
+        if n > 0 {
+            self.traffic_arrived(now);
         }
         match self.receiver.payload_arrived(n, &self.config) {
             Ok(Some(received)) => self.on_received(now, received),

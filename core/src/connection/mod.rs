@@ -654,10 +654,7 @@ impl Connection {
         if data.is_empty() {
             return;
         }
-        if self.state == State::Open {
-            let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
-            self.timers.set_after(now, [(Timer::Ping, ping), (Timer::Idle, idle)]);
-        }
+        self.traffic_arrived(now);
         // With nothing left to read, `next` could only say so: a read of one message is
         // one call.
         while !data.is_empty() && self.state.is_receiving() {

@@ -173,6 +173,14 @@ impl Connection {
         }
     }
 
+    /// Bytes arrived: an open connection's ping and idle timers start over.
+    pub(super) fn traffic_arrived(&mut self, now: Instant) {
+        if self.state == State::Open {
+            let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
+            self.timers.set_after(now, [(Timer::Ping, ping), (Timer::Idle, idle)]);
+        }
+    }
+
     /// Acts on a timer that expired.
     pub(super) fn on_timer(&mut self, timer: Timer, now: Instant) {
         match (timer, self.state) {
