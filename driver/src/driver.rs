@@ -526,42 +526,32 @@ where
         // brings data runs the due ones too.
         let check_timers = self.reads % 16 == 0;
         // The rest of a large frame goes straight into its message buffer: no copy out of the
-        // read buffer. The room is always given back, read or not.
-        if let Some(room) = conn.payload_buf(READ_CHUNK) {
-            let read = Pin::new(stream).poll_read(cx, room);
-            let now = T::now();
-            let n = match read {
-                Poll::Ready(Ok(n)) => n,
-                _ => 0,
-            };
-            conn.handle_payload(now, n);
-            if check_timers && n > 0 && conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
-                conn.handle_timeout(now);
+        // read buffer. The core hears how much came, read or not (it gives the room back).
+        let read = match conn.payload_buf(READ_CHUNK) {
+            Some(room) => {
+                let read = Pin::new(stream).poll_read(cx, room);
+                let n = if let Poll::Ready(Ok(n)) = read { n } else { 0 };
+                conn.handle_payload(T::now(), n);
+                read
             }
-            return self.after_read(read);
-        }
-        let read = READ_BUF.with_borrow_mut(|buf| match Pin::new(stream).poll_read(cx, buf) {
-            Poll::Ready(Ok(0)) => Poll::Ready(Ok(0)),
-            Poll::Ready(Ok(n)) => {
-                let now = T::now();
-                conn.handle_data(now, &buf[..n.min(buf.len())]);
-                if check_timers && conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
-                    conn.handle_timeout(now);
+            None => READ_BUF.with_borrow_mut(|buf| {
+                let read = Pin::new(stream).poll_read(cx, buf);
+                if let Poll::Ready(Ok(n @ 1..)) = read {
+                    conn.handle_data(T::now(), &buf[..n.min(buf.len())]);
                 }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        });
-        self.after_read(read)
-    }
-
-    /// What a read's outcome means beyond the bytes it brought (which the core has).
-    fn after_read(&mut self, read: Poll<io::Result<usize>>) -> Poll<()> {
+                read
+            }),
+        };
         match ready!(read) {
             Ok(0) => {
                 self.eof = true;
                 self.conn.handle_eof(T::now());
+            }
+            Ok(_) if check_timers => {
+                let now = T::now();
+                if self.conn.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                    self.conn.handle_timeout(now);
+                }
             }
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
