@@ -160,38 +160,36 @@ struct EdgeSocket {
 
 impl EdgeSocket {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        for _ in 0..MAX_ATTEMPTS {
-            let tick = ready!(self.registration.poll_ready(Direction::Read, cx));
-            match (&self.tcp).read(buf) {
-                Ok(n) => {
-                    // Short: the kernel had no more. Zero is end of stream (or an empty buffer).
-                    if n != 0 && n < buf.len() {
-                        self.registration.clear_ready(Direction::Read, tick);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.registration.clear_ready(Direction::Read, tick);
-                }
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        let len = buf.len();
+        // Short: the kernel had no more. Zero is end of stream (or an empty buffer).
+        self.poll_op(Direction::Read, cx, |n| n != 0 && n < len, || (&self.tcp).read(buf))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let len: usize = bufs.iter().map(|buf| buf.len()).sum();
+        self.poll_op(Direction::Write, cx, |n| n < len, || write_to(&self.tcp, bufs))
+    }
+
+    /// Runs `op` while `direction` is ready; a result that `short` calls short, or "would block",
+    /// means the kernel has no more for now, so the next attempt waits for an event.
+    fn poll_op(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+        short: impl Fn(usize) -> bool,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         for _ in 0..MAX_ATTEMPTS {
-            let tick = ready!(self.registration.poll_ready(Direction::Write, cx));
-            match write_to(&self.tcp, bufs) {
+            let tick = ready!(self.registration.poll_ready(direction, cx));
+            match op() {
                 Ok(n) => {
-                    if n < bufs.iter().map(|buf| buf.len()).sum() {
-                        self.registration.clear_ready(Direction::Write, tick);
+                    if short(n) {
+                        self.registration.clear_ready(direction, tick);
                     }
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.registration.clear_ready(Direction::Write, tick);
+                    self.registration.clear_ready(direction, tick);
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
